@@ -1,0 +1,45 @@
+"""daskloss: exact, partition-invariant regression metrics over Dask dataframes.
+
+Examples
+--------
+>>> import dask.dataframe as dd, pandas as pd
+>>> import daskloss
+>>> frame = pd.DataFrame({"y_true": range(10, 20), "y_pred": range(10)})
+>>> daskloss.evaluate(dd.from_pandas(frame, npartitions=2)).metrics["mse"]
+100.0
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from daskloss.errors import (
+    ConfigError,
+    DataError,
+    DasklossError,
+    EmptyDatasetError,
+    NonFiniteValueError,
+    ReadError,
+    SchemaError,
+)
+from daskloss.evaluate import EvaluationResult, evaluate
+from daskloss.metrics import METRIC_NAMES
+from daskloss.stats import ErrorStats
+
+try:
+    __version__ = version("daskloss")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "METRIC_NAMES",
+    "ConfigError",
+    "DataError",
+    "DasklossError",
+    "EmptyDatasetError",
+    "ErrorStats",
+    "EvaluationResult",
+    "NonFiniteValueError",
+    "ReadError",
+    "SchemaError",
+    "__version__",
+    "evaluate",
+]
