@@ -211,7 +211,7 @@ def round_ratio(numerator: int, denominator: int) -> float:
     try:
         return numerator / denominator
     except OverflowError:
-        return math.copysign(math.inf, numerator)
+        return math.inf if numerator > 0 else -math.inf
 
 
 def round_sqrt_ratio(numerator: int, denominator: int) -> float:

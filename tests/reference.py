@@ -1,0 +1,99 @@
+"""Independent reference values: every metric from fractions.Fraction, rounded once.
+
+Nothing here uses daskloss's exact module; the square root is found by exact
+comparison against float64 neighbours rather than by integer square roots.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from fractions import Fraction
+
+import numpy as np
+
+
+def fraction_sqrt(x: Fraction) -> float:
+    """The float64 nearest to sqrt(x) (ties to even), by exact comparisons."""
+    if x == 0:
+        return 0.0
+    k = (x.numerator.bit_length() - x.denominator.bit_length()) // 2
+    try:
+        estimate = math.ldexp(math.sqrt(float(x / Fraction(4) ** k)), k)
+    except OverflowError:
+        estimate = sys.float_info.max
+    for _ in range(8):
+        if math.isinf(estimate):
+            return estimate
+        below = math.nextafter(estimate, 0.0)
+        above = math.nextafter(estimate, math.inf)
+        low_mid = (Fraction(below) + Fraction(estimate)) / 2
+        if math.isfinite(above):
+            high_mid = (Fraction(estimate) + Fraction(above)) / 2
+        else:  # above the largest float, the rounding boundary is max + ulp(max) / 2
+            high_mid = Fraction(estimate) + (Fraction(estimate) - Fraction(below)) / 2
+        if estimate > 0 and (x < low_mid**2 or (x == low_mid**2 and _odd(estimate))):
+            estimate = below
+        elif x > high_mid**2 or (x == high_mid**2 and _odd(estimate)):
+            estimate = above
+        else:
+            return estimate
+    raise AssertionError("sqrt search did not converge")
+
+
+def _odd(value: float) -> bool:
+    return bool(np.float64(value).view(np.int64) & 1)
+
+
+def fraction_float(x: Fraction) -> float:
+    """float(x) with overflow to infinity, as IEEE-754 rounding does."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+def reference_metrics(y_true, y_pred, weight=None) -> dict[str, float | int]:
+    """All daskloss metrics of the rows, computed with Fractions and rounded once."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    residual = y_pred - y_true  # d = fl(y_pred - y_true), as numpy and sklearn compute it
+    weights = np.ones_like(y_true) if weight is None else np.asarray(weight, dtype=np.float64)
+    d = [Fraction(v) for v in residual.tolist()]
+    w = [Fraction(v) for v in weights.tolist()]
+    y = [Fraction(v) for v in y_true.tolist()]
+    total = sum(w, Fraction(0))
+    se = sum((wi * di * di for wi, di in zip(w, d, strict=True)), Fraction(0))
+    ae = sum((wi * abs(di) for wi, di in zip(w, d, strict=True)), Fraction(0))
+    signed = sum((wi * di for wi, di in zip(w, d, strict=True)), Fraction(0))
+    sy = sum((wi * yi for wi, yi in zip(w, y, strict=True)), Fraction(0))
+    syy = sum((wi * yi * yi for wi, yi in zip(w, y, strict=True)), Fraction(0))
+    positive = [abs(v) for v, wi in zip(residual.tolist(), weights.tolist(), strict=True) if wi > 0]
+    sst = syy - sy * sy / total if total else Fraction(0)
+    return {
+        "count": len(d),
+        "weight_sum": fraction_float(total),
+        "se": fraction_float(se),
+        "mse": fraction_float(se / total) if total else math.nan,
+        "rmse": fraction_sqrt(se / total) if total else math.nan,
+        "l2": fraction_sqrt(se),
+        "ae": fraction_float(ae),
+        "mae": fraction_float(ae / total) if total else math.nan,
+        "max_error": max(positive, default=0.0),
+        "bias": fraction_float(signed / total) if total else math.nan,
+        "r2": fraction_float(1 - se / sst) if total and sst else math.nan,
+    }
+
+
+def assert_bit_identical(actual: dict, expected: dict) -> None:
+    """Every key of ``expected`` is in ``actual`` with the very same float64 bits."""
+    for key, value in expected.items():
+        got = actual[key]
+        same = (math.isnan(got) and math.isnan(value)) if isinstance(value, float) else False
+        assert same or (got == value and type(got) is type(value) and _bits(got) == _bits(value)), (
+            f"{key}: got {got!r}, expected {value!r}"
+        )
+
+
+def _bits(value: float | int) -> int:
+    return int(np.float64(value).view(np.int64)) if isinstance(value, float) else value

@@ -1,0 +1,90 @@
+"""The exact arithmetic layer: sums, bins and correct rounding."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from daskloss.exact import (
+    FRACTION_BITS,
+    exact_sum,
+    round_ratio,
+    round_sqrt_ratio,
+    to_fraction,
+)
+from tests.reference import fraction_float, fraction_sqrt
+from tests.strategies import wild_values
+
+ADVERSARIAL = [
+    np.array([1e300, 1.0, -1e300, 1e-300]),
+    np.array([5e-324, -5e-324, 5e-324, 2.2250738585072014e-308, 1e-310]),
+    np.array([1.7976931348623157e308, -1.7976931348623157e308, 1e-320]),
+    np.array([1e16, 1.0, -1e16, 1.0] * 50),
+    np.array([0.1] * 10),
+    np.array([], dtype=np.float64),
+]
+
+
+@pytest.mark.parametrize("values", ADVERSARIAL)
+def test_exact_sum_matches_fractions(values):
+    """exact_sum equals the Fraction sum of the same float64 values."""
+    assert to_fraction(exact_sum(values)) == sum(map(Fraction, values.tolist()), Fraction(0))
+
+
+@given(st.lists(wild_values, max_size=60))
+def test_exact_sum_property(values):
+    """exact_sum equals the Fraction sum for arbitrary finite floats."""
+    array = np.array(values, dtype=np.float64)
+    assert to_fraction(exact_sum(array)) == sum(map(Fraction, values), Fraction(0))
+
+
+@given(st.lists(wild_values, max_size=60))
+def test_exact_sum_rounds_like_fsum(values):
+    """Rounding the exact sum once gives math.fsum's correctly rounded result."""
+    total = exact_sum(np.array(values, dtype=np.float64))
+    expected = math.fsum(values)
+    assert round_ratio(total, 1 << FRACTION_BITS) == expected
+
+
+@given(st.integers(-(10**700), 10**700), st.integers(1, 10**700))
+def test_round_ratio_matches_fraction(numerator, denominator):
+    """round_ratio is float(Fraction) with overflow to infinity."""
+    assert round_ratio(numerator, denominator) == fraction_float(Fraction(numerator, denominator))
+
+
+def test_round_ratio_subnormal_and_overflow():
+    """Results in the subnormal range and beyond the float64 range round correctly."""
+    assert round_ratio(1, 1 << 1074) == 5e-324
+    assert round_ratio(1, 1 << 1076) == 0.0
+    assert round_ratio(3, 1 << 1076) == 5e-324
+    assert round_ratio(1 << 1024, 1) == math.inf
+    assert round_ratio(-(1 << 1024), 1) == -math.inf
+
+
+@given(st.integers(0, 10**800), st.integers(1, 10**800))
+def test_round_sqrt_ratio_matches_reference(numerator, denominator):
+    """round_sqrt_ratio is the correctly rounded square root of the exact ratio."""
+    expected = fraction_sqrt(Fraction(numerator, denominator))
+    assert round_sqrt_ratio(numerator, denominator) == expected
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator"),
+    [(1, 1 << 2200), (1, 1 << 2148), (3, 1 << 2147), ((1 << 2100) + 1, 1), (1000, 1), (2, 1)],
+    ids=["underflow-to-zero", "smallest-subnormal", "subnormal", "overflow", "l2-seed", "sqrt2"],
+)
+def test_round_sqrt_ratio_extremes(numerator, denominator):
+    """Square roots deep in the subnormal range or of huge values are exact."""
+    expected = fraction_sqrt(Fraction(numerator, denominator))
+    assert round_sqrt_ratio(numerator, denominator) == expected
+
+
+def test_round_sqrt_ratio_rejects_negative():
+    """A negative radicand is a programming error, not a silent NaN."""
+    with pytest.raises(ValueError):
+        round_sqrt_ratio(-1, 1)
