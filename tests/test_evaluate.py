@@ -1,0 +1,273 @@
+"""daskloss.evaluate over Dask DataFrames and datasets on disk."""
+
+from __future__ import annotations
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import daskloss
+from daskloss import (
+    DataError,
+    EmptyDatasetError,
+    NonFiniteValueError,
+    ReadError,
+    SchemaError,
+)
+from tests.reference import assert_bit_identical, reference_metrics
+
+RNG = np.random.default_rng(7)
+
+
+def _frame(n: int = 3000, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    magnitude = 10.0 ** rng.integers(-20, 20, n)
+    y_true = rng.normal(size=n) * magnitude
+    return pd.DataFrame(
+        {
+            "y_true": y_true,
+            "y_pred": y_true + rng.normal(size=n) * magnitude * 1e-3,
+            "w": rng.exponential(size=n),
+            "segment": rng.choice(["a", "b", "c"], n),
+        }
+    )
+
+
+FRAME = _frame()
+EXPECTED = reference_metrics(FRAME.y_true, FRAME.y_pred)
+EXPECTED_WEIGHTED = reference_metrics(FRAME.y_true, FRAME.y_pred, FRAME.w)
+
+
+def _write_parquet(directory, frame: pd.DataFrame, nfiles: int, **kwargs) -> list:
+    directory.mkdir(parents=True, exist_ok=True)
+    bounds = np.linspace(0, len(frame), nfiles + 1).astype(int)
+    paths = []
+    for i, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        path = directory / f"part-{i:04d}.parquet"
+        frame.iloc[lo:hi].to_parquet(path, index=False, **kwargs)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("split_every", [False, None, 2])
+@pytest.mark.parametrize("npartitions", [1, 3, 17])
+def test_partitions_and_split_every(npartitions, split_every):
+    """Metrics are bit-identical to the reference for any partitioning and merge tree."""
+    frame = dd.from_pandas(FRAME, npartitions=npartitions)
+    result = daskloss.evaluate(frame, weight="w", split_every=split_every)
+    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
+    assert result.npartitions == npartitions
+
+
+@pytest.mark.parametrize("npartitions", [1, 7, 64])
+def test_1_7_64_partitions_and_shuffled_rows(npartitions):
+    """1, 7 and 64 partitions of shuffled rows all give the same bits."""
+    shuffled = FRAME.sample(frac=1.0, random_state=npartitions)
+    result = daskloss.evaluate(dd.from_pandas(shuffled, npartitions=npartitions, sort=False))
+    assert_bit_identical(result.metrics, EXPECTED)
+
+
+def test_empty_partitions():
+    """Empty partitions merge as the identity."""
+    frame = dd.from_pandas(FRAME, npartitions=5)
+    index = frame.index.to_series()
+    with_empty = frame[(index < 500) | (index > 2500)]
+    kept = FRAME.iloc[np.r_[0:500, 2501:3000]]
+    result = daskloss.evaluate(with_empty, split_every=2)
+    assert_bit_identical(result.metrics, reference_metrics(kept.y_true, kept.y_pred))
+
+
+def test_distributed_client_gives_same_bits():
+    """Under a distributed Client the result is bit-identical to the threaded run."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster),
+    ):
+        result = daskloss.evaluate(dd.from_pandas(FRAME, npartitions=9), weight="w")
+    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
+
+
+def test_parquet_directory(tmp_path):
+    """A directory of Parquet files is read file by file, one partition each."""
+    _write_parquet(tmp_path / "ds", FRAME, 5)
+    (tmp_path / "ds" / "_SUCCESS").write_text("")
+    result = daskloss.evaluate(tmp_path / "ds", weight="w")
+    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
+    assert len(result.files) == 5 and result.npartitions == 5
+
+
+def test_hive_partitioned_directory(tmp_path):
+    """A hive-partitioned tree (segment=a/...) is found recursively."""
+    FRAME.to_parquet(tmp_path / "hive", partition_cols=["segment"], index=False)
+    result = daskloss.evaluate(str(tmp_path / "hive"))
+    assert_bit_identical(result.metrics, EXPECTED)
+    assert len(result.files) == 3
+
+
+def test_glob_and_file_list(tmp_path):
+    """A glob and an explicit list of files select exactly those files."""
+    paths = _write_parquet(tmp_path, FRAME, 4)
+    sub = pd.concat([pd.read_parquet(p) for p in paths[:2]])
+    by_glob = daskloss.evaluate(str(tmp_path / "part-000[01].parquet"))
+    by_list = daskloss.evaluate([str(p) for p in paths[:2]])
+    expected = reference_metrics(sub.y_true, sub.y_pred)
+    assert_bit_identical(by_glob.metrics, expected)
+    assert_bit_identical(by_list.metrics, expected)
+
+
+def test_csv_files(tmp_path):
+    """CSV files give the same bits as the float64 values they spell."""
+    bounds = [0, 1000, 1001, 3000]
+    for i, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        FRAME.iloc[lo:hi].to_csv(tmp_path / f"p{i}.csv", index=False, float_format="%.17g")
+    result = daskloss.evaluate(tmp_path, weight="w")
+    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
+
+
+def test_only_needed_columns_are_read(tmp_path):
+    """A column daskloss does not need may hold anything, even a nested type."""
+    table = pa.table(
+        {
+            "y_true": [1.0, 2.0],
+            "y_pred": [1.5, 2.0],
+            "junk": pa.array([[1, 2], [3]], type=pa.list_(pa.int64())),
+        }
+    )
+    pq.write_table(table, tmp_path / "a.parquet")
+    assert daskloss.evaluate(tmp_path).metrics["se"] == 0.25
+
+
+def test_skip_policy_reports_skipped_rows(tmp_path):
+    """Under 'skip', rows with NaN are dropped and counted across files."""
+    frame = FRAME.copy()
+    frame.loc[[3, 1500, 2999], "y_pred"] = np.nan
+    _write_parquet(tmp_path, frame, 3)
+    result = daskloss.evaluate(tmp_path, nan_policy="skip")
+    kept = frame.dropna()
+    assert result.skipped_rows == 3
+    assert_bit_identical(result.metrics, reference_metrics(kept.y_true, kept.y_pred))
+
+
+def test_parquet_nulls_count_as_nan(tmp_path):
+    """Null values in Parquet are refused like NaN, naming the file."""
+    pq.write_table(pa.table({"y_true": [1.0, None], "y_pred": [1.0, 2.0]}), tmp_path / "n.parquet")
+    with pytest.raises(NonFiniteValueError, match=r"n\.parquet.*1 in 'y_true'"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_missing_column_names_file_and_columns(tmp_path):
+    """A missing column is named with the file and the columns it has."""
+    _write_parquet(tmp_path, FRAME, 2)
+    with pytest.raises(SchemaError, match=r"\['pred'\] not found in .*part-0000\.parquet.*'y_pred'"):
+        daskloss.evaluate(tmp_path, y_pred="pred")
+
+
+def test_missing_column_in_dask_frame():
+    """A missing column of a DataFrame source is caught before computing."""
+    with pytest.raises(SchemaError, match="'nope'"):
+        daskloss.evaluate(dd.from_pandas(FRAME, npartitions=2), weight="nope")
+
+
+def test_non_numeric_column(tmp_path):
+    """A string column is refused with its name, file and type."""
+    _write_parquet(tmp_path, FRAME, 2)
+    with pytest.raises(SchemaError, match="'segment' in .*part-0000.parquet has type"):
+        daskloss.evaluate(tmp_path, y_pred="segment")
+
+
+def test_non_numeric_dask_column():
+    """A string column of a DataFrame source is refused up front."""
+    with pytest.raises(SchemaError, match="'segment' must be numeric"):
+        daskloss.evaluate(dd.from_pandas(FRAME, npartitions=2), y_pred="segment")
+
+
+def test_type_differs_across_files(tmp_path):
+    """A file whose column type differs from the first file's is named."""
+    _write_parquet(tmp_path, FRAME, 3)
+    odd = FRAME.iloc[:10].assign(y_true=np.arange(10, dtype=np.int32))
+    odd.to_parquet(tmp_path / "part-0009.parquet", index=False)
+    with pytest.raises(SchemaError, match=r"'y_true' in .*part-0009\.parquet has type int32.*double"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_string_in_numeric_csv_column(tmp_path):
+    """A word in a numeric CSV column is an error naming the file."""
+    (tmp_path / "a.csv").write_text("y_true,y_pred\n1,2\n3,4\n")
+    (tmp_path / "b.csv").write_text("y_true,y_pred\n1,2\n3,oops\n")
+    with pytest.raises(SchemaError, match=r"b\.csv.*not a number"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_truncated_parquet_file(tmp_path):
+    """A truncated file in the middle of a dataset is a ReadError naming it."""
+    paths = _write_parquet(tmp_path, FRAME, 3)
+    data = paths[1].read_bytes()
+    paths[1].write_bytes(data[: len(data) // 2])
+    with pytest.raises(ReadError, match=r"part-0001\.parquet.*truncated or corrupt"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_garbage_file(tmp_path):
+    """A file that is not Parquet at all is a ReadError naming it."""
+    _write_parquet(tmp_path, FRAME, 2)
+    (tmp_path / "part-0005.parquet").write_bytes(b"not parquet at all" * 10)
+    with pytest.raises(ReadError, match=r"part-0005\.parquet"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_empty_directory(tmp_path):
+    """A directory without data files is an EmptyDatasetError."""
+    (tmp_path / "_SUCCESS").write_text("")
+    with pytest.raises(EmptyDatasetError, match="no data files"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_missing_path(tmp_path):
+    """A path that does not exist is an EmptyDatasetError naming it."""
+    with pytest.raises(EmptyDatasetError, match="nowhere"):
+        daskloss.evaluate(tmp_path / "nowhere")
+
+
+def test_zero_row_files(tmp_path):
+    """Files that hold no rows at all give an EmptyDatasetError."""
+    _write_parquet(tmp_path, FRAME.iloc[:0], 2)
+    with pytest.raises(EmptyDatasetError, match="no rows"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_zero_row_file_among_others(tmp_path):
+    """A zero-row file among others contributes nothing."""
+    _write_parquet(tmp_path, FRAME, 2)
+    FRAME.iloc[:0].to_parquet(tmp_path / "part-0003.parquet", index=False)
+    assert_bit_identical(daskloss.evaluate(tmp_path).metrics, EXPECTED)
+
+
+def test_all_rows_skipped(tmp_path):
+    """When the skip policy leaves nothing, that is an error, not NaN metrics."""
+    pq.write_table(pa.table({"y_true": [np.nan, 1.0], "y_pred": [1.0, np.inf]}), tmp_path / "a.parquet")
+    with pytest.raises(EmptyDatasetError, match="all 2 rows were skipped"):
+        daskloss.evaluate(tmp_path, nan_policy="skip")
+
+
+def test_zero_total_weight(tmp_path):
+    """Rows whose weights are all zero cannot give means."""
+    _write_parquet(tmp_path, FRAME.assign(w=0.0), 2)
+    with pytest.raises(DataError, match="total weight .* is zero"):
+        daskloss.evaluate(tmp_path, weight="w")
+
+
+def test_errors_share_one_base_class():
+    """Every daskloss error is a DasklossError."""
+    for error in (DataError, EmptyDatasetError, NonFiniteValueError, ReadError, SchemaError):
+        assert issubclass(error, daskloss.DasklossError)
+
+
+def test_public_api():
+    """The package exports the documented names, each of them real."""
+    assert {"evaluate", "ErrorStats", "DasklossError", "EvaluationResult"} <= set(daskloss.__all__)
+    assert all(hasattr(daskloss, name) for name in daskloss.__all__)
+    assert callable(daskloss.evaluate)
