@@ -1,0 +1,1 @@
+"""Thin entrypoints: each job module has ``main(argv=None) -> int``."""
