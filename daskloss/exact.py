@@ -1,19 +1,22 @@
-"""Exact accumulation of float64 terms and correctly rounded results.
+"""Exact accumulation of float64 products and correctly rounded results.
 
 An exact quantity is held as a plain Python ``int`` ``X`` that stands for
-``X * 2**-FRACTION_BITS``. Every product of up to three float64 values (the
-largest term daskloss sums is ``w * d * d``) is an integer multiple of that
-unit, so sums of them are exact and merging two sums is integer addition:
-associative, commutative and identical whatever the order.
+``X * 2**-FRACTION_BITS``. Every finite float64 is ``m * 2**u`` with an
+integer mantissa ``m < 2**53`` and ``u >= -1074``, so every product of up to
+three of them is an integer multiple of ``2**-3222``: sums of such products
+are exact integers, and merging two sums is integer addition (associative,
+commutative and identical whatever the order).
 
-The compiled primitives (``add_scaled``, ``normalise``, ``add_product``...)
-accumulate terms into *bins*: an ``int64`` array where bin ``i`` counts units
-of ``2**(i - FRACTION_BITS)``. Each float64 is split into its integer mantissa
-(53 bits) and exponent; the mantissa is added, in two pieces of at most 27
-bits, to the bins of its exponent. No rounding ever happens, and a bin absorbs
-more than ``2**35`` terms before it could overflow (callers flush long inputs
-in blocks of ``BLOCK_ROWS``). Products are made exact with fused multiply-add
-on mantissas normalised to [1, 2), so they never overflow or underflow.
+The compiled primitives accumulate into *bins*: a ``uint64`` array of shape
+``(NBINS, 2)`` holding one unsigned 128-bit integer per bin, where bin ``i``
+counts units of ``2**(i - FRACTION_BITS)``. A product of two mantissas is
+one 64x64->128-bit multiplication added to the bin of its exponent; a
+product of three is split into two such products. Nothing is ever rounded,
+no float operation can overflow or underflow, and subnormals need no special
+case. Each add is below ``2**106``, so a bin takes ``2**20`` adds before it
+could overflow: callers flush every ``BLOCK_ROWS`` rows (each row adds at
+most twice to any one bin). Signs are kept apart (one set of bins for
+positive terms, one for negative), so every bin only grows.
 
 The rounding functions turn exact rationals into the nearest float64, once.
 """
@@ -21,6 +24,7 @@ The rounding functions turn exact rationals into the nearest float64, once.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 from llvmlite import ir
@@ -31,49 +35,39 @@ __all__ = [
     "BLOCK_ROWS",
     "FRACTION_BITS",
     "NBINS",
+    "add_mantissa",
     "add_product",
-    "add_scaled",
+    "add_triple",
+    "add_wide",
     "bins_to_int",
     "exact_sum",
-    "normalise",
+    "new_bins",
     "round_ratio",
     "round_sqrt_ratio",
+    "split",
     "to_fraction",
-    "two_product",
 ]
 
-#: Exact values are integers in units of ``2**-FRACTION_BITS``. The smallest
-#: piece of an exact product of three subnormals sits at ``2**-3430``.
-FRACTION_BITS = 3500
-#: Number of bins: the largest piece of a product of three float64 values plus
-#: the mantissa split lands below bin 6546.
-NBINS = 6560
-#: Rows accumulated into one set of bins before it is flushed to Python ints;
-#: keeps every bin far from int64 overflow (one row adds < 2**29 to a bin).
-BLOCK_ROWS = 1 << 26
+#: Exact values are integers in units of ``2**-FRACTION_BITS``: the unit of a
+#: product of three smallest subnormals.
+FRACTION_BITS = 3222
+#: Bins per accumulator: the highest bin is that of the upper half of a
+#: product of three largest floats (2913 + 53 above the unit).
+NBINS = FRACTION_BITS + 2913 + 53 + 1
+#: Rows accumulated before bins are flushed: at most two adds below 2**106
+#: per row and bin keeps every bin below 2**126.
+BLOCK_ROWS = 1 << 19
 
-_FRACTION_MASK = (1 << 52) - 1
-_EXPONENT_FIELD = 0x7FF << 52
-_SPLIT_BITS = 26
-_LOW_MASK = (1 << _SPLIT_BITS) - 1
-_TWO_POW_64 = 2.0**64
-
-
-@intrinsic
-def _fma(typingctx, a, b, c):
-    """``a * b + c`` with a single rounding (LLVM ``llvm.fma.f64``)."""
-    signature = types.float64(types.float64, types.float64, types.float64)
-
-    def codegen(context, builder, sig, args):
-        return builder.fma(*args)
-
-    return signature, codegen
+_FRACTION_MASK = np.uint64((1 << 52) - 1)
+_LOW53 = np.uint64((1 << 53) - 1)
+_U0 = np.uint64(0)
+_U1 = np.uint64(1)
 
 
 @intrinsic
 def _float_bits(typingctx, x):
-    """The IEEE-754 bit pattern of a float64 as an int64."""
-    signature = types.int64(types.float64)
+    """The IEEE-754 bit pattern of a float64 as a uint64."""
+    signature = types.uint64(types.float64)
 
     def codegen(context, builder, sig, args):
         return builder.bitcast(args[0], ir.IntType(64))
@@ -82,97 +76,109 @@ def _float_bits(typingctx, x):
 
 
 @intrinsic
-def _bits_float(typingctx, bits):
-    """The float64 whose IEEE-754 bit pattern is ``bits``."""
-    signature = types.float64(types.int64)
+def _mul_wide(typingctx, a, b):
+    """The full 128-bit product of two uint64 as ``(high, low)`` words."""
+    signature = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
 
     def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.DoubleType())
+        wide = ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
+        low = builder.trunc(product, ir.IntType(64))
+        high = builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
+        return context.make_tuple(builder, sig.return_type, [high, low])
 
     return signature, codegen
 
 
 @njit(inline="always")
-def add_scaled(bins, x, shift):
-    """Add ``x * 2**shift`` to ``bins`` exactly (``x`` finite, possibly zero)."""
-    bits = _float_bits(x)
-    biased = (bits >> 52) & 0x7FF
-    mantissa = (bits & _FRACTION_MASK) | (np.int64(biased != 0) << 52)
-    unit = max(biased, 1) - 1075 + shift + FRACTION_BITS
-    unit = max(unit, 0)  # only a zero (mantissa 0) can land below bin 0
-    sign = bits >> 63  # -1 for negative x, else 0
-    low = mantissa & _LOW_MASK
-    high = mantissa >> _SPLIT_BITS
-    bins[unit] += (low ^ sign) - sign
-    bins[unit + _SPLIT_BITS] += (high ^ sign) - sign
+def split(x):
+    """``(m, u)`` with ``|x| == m * 2**u`` for a finite float64 ``x``.
 
-
-@njit(inline="always")
-def normalise(x):
-    """Split finite ``x`` into ``(m, e)`` with ``x == m * 2**e`` and ``1 <= |m| < 2``.
-
-    Zero gives ``(0.0, 0)``. Subnormals are scaled up first, so ``e`` ranges
-    over [-1074, 1023].
+    ``m`` is the integer mantissa (uint64, below 2**53) and ``u`` the exponent
+    of its unit (from -1074): the unit of a product is the sum of the units.
     """
-    if x == 0.0:
-        return 0.0, 0
     bits = _float_bits(x)
-    biased = (bits >> 52) & 0x7FF
-    offset = 0
-    if biased == 0:
-        bits = _float_bits(x * _TWO_POW_64)
-        biased = (bits >> 52) & 0x7FF
-        offset = 64
-    mantissa = _bits_float((bits & ~_EXPONENT_FIELD) | (np.int64(1023) << 52))
-    return mantissa, biased - 1023 - offset
+    biased = np.int64((bits >> np.uint64(52)) & np.uint64(0x7FF))
+    mantissa = (bits & _FRACTION_MASK) | (np.uint64(biased != 0) << np.uint64(52))
+    return mantissa, max(biased, 1) - 1075
 
 
 @njit(inline="always")
-def two_product(a, b):
-    """``(high, low)`` with ``high + low == a * b`` exactly, for normalised mantissas."""
-    high = a * b
-    return high, _fma(a, b, -high)
+def add_wide(bins, k, unit, high, low):
+    """Add the 128-bit ``high * 2**64 + low`` times ``2**unit`` to accumulator ``k``."""
+    index = unit + FRACTION_BITS
+    total = bins[k, index, 0] + low
+    bins[k, index, 1] += high + (_U1 if total < low else _U0)
+    bins[k, index, 0] = total
 
 
 @njit(inline="always")
-def add_product(bins, m, high, low, shift):
-    """Add ``m * (high + low) * 2**shift`` exactly.
+def add_mantissa(bins, k, unit, m):
+    """Add ``m * 2**unit`` to accumulator ``k``."""
+    add_wide(bins, k, unit, _U0, m)
 
-    ``m`` is a normalised mantissa; ``high + low`` is an exact two-term value
-    such as the output of :func:`two_product` (``low`` may be zero).
+
+@njit(inline="always")
+def add_product(bins, k, unit, a, b):
+    """Add ``a * b * 2**unit`` (two mantissas) to accumulator ``k``; return ``a * b``.
+
+    The product comes back as ``(high, low)`` words for :func:`add_triple`.
     """
-    p1, p2 = two_product(m, high)
-    p3, p4 = two_product(m, low)
-    add_scaled(bins, p1, shift)
-    add_scaled(bins, p2, shift)
-    add_scaled(bins, p3, shift)
-    add_scaled(bins, p4, shift)
+    high, low = _mul_wide(a, b)
+    add_wide(bins, k, unit, high, low)
+    return high, low
+
+
+@njit(inline="always")
+def add_triple(bins, k, unit, high, low, c):
+    """Add ``(high * 2**64 + low) * c * 2**unit`` for a product of two mantissas.
+
+    The 106-bit product is split into 53-bit halves; each half times the
+    mantissa ``c`` fits 128 bits.
+    """
+    upper = (high << np.uint64(11)) | (low >> np.uint64(53))
+    add_product(bins, k, unit + 53, upper, c)
+    add_product(bins, k, unit, low & _LOW53, c)
+
+
+def new_bins(count: int = 1) -> np.ndarray:
+    """``count`` zeroed accumulators, shape ``(count, NBINS, 2)``."""
+    return np.zeros((count, NBINS, 2), np.uint64)
 
 
 @njit(nogil=True, cache=True)
 def _bins_to_bytes(bins):
-    """Little-endian two's-complement bytes of ``sum(bins[i] * 2**i)``."""
-    nbits = bins.size + 64
+    """Little-endian bytes of ``sum(bins[i] * 2**i)`` (128-bit bins, carries kept)."""
+    nbits = bins.shape[0] + 130
     out = np.zeros((nbits + 7) // 8, np.uint8)
-    carry = np.int64(0)
+    carry_low = _U0
+    carry_high = _U0
     for i in range(nbits):
-        if i < bins.size:
-            carry += bins[i]
-        if carry & 1:
+        if i < bins.shape[0]:
+            low = bins[i, 0]
+            high = bins[i, 1]
+            if low == _U0 and high == _U0 and carry_low == _U0 and carry_high == _U0:
+                continue
+            total = carry_low + low
+            carry_high += high + (_U1 if total < low else _U0)
+            carry_low = total
+        if carry_low & _U1:
             out[i >> 3] |= np.uint8(1 << (i & 7))
-        carry >>= 1
+        carry_low = (carry_low >> _U1) | (carry_high << np.uint64(63))
+        carry_high >>= _U1
     return out
 
 
 def bins_to_int(bins: np.ndarray) -> int:
-    """The exact value held by ``bins``, as an integer in units of ``2**-FRACTION_BITS``."""
-    return int.from_bytes(_bins_to_bytes(bins).tobytes(), "little", signed=True)
+    """The exact value of one accumulator, an integer in units of ``2**-FRACTION_BITS``."""
+    return int.from_bytes(_bins_to_bytes(bins).tobytes(), "little")
 
 
 @njit(nogil=True, cache=True)
 def _sum_into_bins(values, bins):
     for i in range(values.size):
-        add_scaled(bins, values[i], 0)
+        m, unit = split(values[i])
+        add_mantissa(bins, 1 if values[i] < 0.0 else 0, unit, m)
 
 
 def exact_sum(values: np.ndarray) -> int:
@@ -187,16 +193,14 @@ def exact_sum(values: np.ndarray) -> int:
     values = np.ascontiguousarray(values, dtype=np.float64)
     total = 0
     for start in range(0, values.size, BLOCK_ROWS):
-        bins = np.zeros(NBINS, np.int64)
+        bins = new_bins(2)
         _sum_into_bins(values[start : start + BLOCK_ROWS], bins)
-        total += bins_to_int(bins)
+        total += bins_to_int(bins[0]) - bins_to_int(bins[1])
     return total
 
 
-def to_fraction(value: int):
+def to_fraction(value: int) -> Fraction:
     """An exact value as a :class:`fractions.Fraction` (for reference and debugging)."""
-    from fractions import Fraction
-
     return Fraction(value, 1 << FRACTION_BITS)
 
 

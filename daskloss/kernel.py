@@ -18,27 +18,27 @@ from numba import njit
 from daskloss.exact import (
     BLOCK_ROWS,
     FRACTION_BITS,
-    NBINS,
+    add_mantissa,
     add_product,
-    add_scaled,
+    add_triple,
     bins_to_int,
-    normalise,
-    two_product,
+    new_bins,
+    split,
 )
 
 __all__ = ["ChunkSums", "accumulate"]
 
-# Rows of the bins array: one exact sum each.
-_WEIGHT, _SQUARED, _POSITIVE, _NEGATIVE, _TARGET, _TARGET_SQUARED = range(6)
-_NSUMS = 6
+# Accumulators (first axis of the bins array): one exact sum each, signs apart.
+_WEIGHT, _SQUARED, _POSITIVE, _NEGATIVE, _TARGET_POS, _TARGET_NEG, _TARGET_SQUARED = range(7)
+_NSUMS = 7
 # Slots of the counts array.
 _ROWS, _SKIPPED, _BAD_TRUE, _BAD_PRED, _BAD_WEIGHT, _NEGATIVE_WEIGHT, _OVERFLOW = range(7)
 _NCOUNTS = 7
 
 
 @njit(nogil=True, cache=True)
-def _accumulate_block(y_true, y_pred, weight, weighted, sums, counts):
-    """Accumulate one block of rows into ``sums`` and ``counts``; return max |d|.
+def _accumulate_block(y_true, y_pred, weight, weighted, bins, counts):
+    """Accumulate one block of rows into ``bins`` and ``counts``; return max |d|.
 
     Rows with a non-finite value, a negative weight or an overflowing residual
     are counted in their slot of ``counts`` and left out of every sum.
@@ -48,49 +48,42 @@ def _accumulate_block(y_true, y_pred, weight, weighted, sums, counts):
         y = y_true[i]
         p = y_pred[i]
         w = weight[i] if weighted else 1.0
-        bad = False
-        if not math.isfinite(y):
-            counts[_BAD_TRUE] += 1
-            bad = True
-        if not math.isfinite(p):
-            counts[_BAD_PRED] += 1
-            bad = True
-        if not math.isfinite(w):
-            counts[_BAD_WEIGHT] += 1
-            bad = True
-        if bad:
-            counts[_SKIPPED] += 1
+        d = p - y
+        if not (math.isfinite(d) and math.isfinite(y) and math.isfinite(w)):
+            bad_true = not math.isfinite(y)
+            bad_pred = not math.isfinite(p)
+            bad_weight = not math.isfinite(w)
+            counts[_BAD_TRUE] += bad_true
+            counts[_BAD_PRED] += bad_pred
+            counts[_BAD_WEIGHT] += bad_weight
+            if bad_true or bad_pred or bad_weight:
+                counts[_SKIPPED] += 1
+            else:
+                counts[_OVERFLOW] += 1
             continue
         if w < 0.0:
             counts[_NEGATIVE_WEIGHT] += 1
-            continue
-        d = p - y
-        if not math.isfinite(d):
-            counts[_OVERFLOW] += 1
             continue
         counts[_ROWS] += 1
         a = abs(d)
         if w > 0.0 and a > max_abs:
             max_abs = a
+        md, ud = split(a)
+        my, uy = split(y)
         side = _POSITIVE if d > 0.0 else _NEGATIVE
-        ma, ea = normalise(a)
-        my, ey = normalise(y)
-        a_high, a_low = two_product(ma, ma)
-        y_high, y_low = two_product(my, my)
+        target_side = _TARGET_POS if y > 0.0 else _TARGET_NEG
         if weighted:
-            mw, ew = normalise(w)
-            add_scaled(sums[_WEIGHT], w, 0)
-            add_product(sums[_SQUARED], mw, a_high, a_low, ew + 2 * ea)
-            add_product(sums[side], mw, ma, 0.0, ew + ea)
-            add_product(sums[_TARGET], mw, my, 0.0, ew + ey)
-            add_product(sums[_TARGET_SQUARED], mw, y_high, y_low, ew + 2 * ey)
+            mw, uw = split(w)
+            add_mantissa(bins, _WEIGHT, uw, mw)
+            high, low = add_product(bins, side, uw + ud, mw, md)
+            add_triple(bins, _SQUARED, uw + 2 * ud, high, low, md)
+            high, low = add_product(bins, target_side, uw + uy, mw, my)
+            add_triple(bins, _TARGET_SQUARED, uw + 2 * uy, high, low, my)
         else:
-            add_scaled(sums[_SQUARED], a_high, 2 * ea)
-            add_scaled(sums[_SQUARED], a_low, 2 * ea)
-            add_scaled(sums[side], a, 0)
-            add_scaled(sums[_TARGET], y, 0)
-            add_scaled(sums[_TARGET_SQUARED], y_high, 2 * ey)
-            add_scaled(sums[_TARGET_SQUARED], y_low, 2 * ey)
+            add_mantissa(bins, side, ud, md)
+            add_product(bins, _SQUARED, 2 * ud, md, md)
+            add_mantissa(bins, target_side, uy, my)
+            add_product(bins, _TARGET_SQUARED, 2 * uy, my, my)
     return max_abs
 
 
@@ -127,12 +120,12 @@ def accumulate(
     """
     weighted = weight is not None
     empty = np.empty(0, np.float64)
-    totals = np.zeros(_NSUMS, dtype=object)
+    totals = [0] * _NSUMS
     counts = np.zeros(_NCOUNTS, np.int64)
     max_abs = 0.0
     for start in range(0, max(len(y_true), 1), BLOCK_ROWS):
         stop = start + BLOCK_ROWS
-        bins = np.zeros((_NSUMS, NBINS), np.int64)
+        bins = new_bins(_NSUMS)
         max_abs = max(
             max_abs,
             _accumulate_block(
@@ -144,16 +137,16 @@ def accumulate(
                 counts,
             ),
         )
-        totals += [bins_to_int(row) for row in bins]
+        totals = [total + bins_to_int(row) for total, row in zip(totals, bins, strict=True)]
     rows = int(counts[_ROWS])
     return ChunkSums(
         rows=rows,
-        weight_sum=int(totals[_WEIGHT]) if weighted else rows << FRACTION_BITS,
-        squared_error=int(totals[_SQUARED]),
-        positive_error=int(totals[_POSITIVE]),
-        negative_error=int(totals[_NEGATIVE]),
-        target_sum=int(totals[_TARGET]),
-        target_squared=int(totals[_TARGET_SQUARED]),
+        weight_sum=totals[_WEIGHT] if weighted else rows << FRACTION_BITS,
+        squared_error=totals[_SQUARED],
+        positive_error=totals[_POSITIVE],
+        negative_error=totals[_NEGATIVE],
+        target_sum=totals[_TARGET_POS] - totals[_TARGET_NEG],
+        target_squared=totals[_TARGET_SQUARED],
         max_abs_error=float(max_abs),
         skipped_rows=int(counts[_SKIPPED]),
         nonfinite_true=int(counts[_BAD_TRUE]),
