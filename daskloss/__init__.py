@@ -13,8 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from daskloss.errors import (
     ConfigError,
-    DataError,
     DasklossError,
+    DataError,
     EmptyDatasetError,
     NonFiniteValueError,
     ReadError,
@@ -32,8 +32,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "METRIC_NAMES",
     "ConfigError",
-    "DataError",
     "DasklossError",
+    "DataError",
     "EmptyDatasetError",
     "ErrorStats",
     "EvaluationResult",

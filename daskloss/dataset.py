@@ -188,7 +188,7 @@ class _FileReader:
         if missing:
             raise SchemaError(
                 f"column(s) {missing} not found in {path}; its columns are: {sorted(present)}; "
-                "set the column names in the job config (columns.y_true, columns.y_pred, columns.weight)"
+                "set the right names (config keys columns.y_true, columns.y_pred, columns.weight)"
             )
 
     def _check_types(self, schema: pa.Schema, path: str) -> None:
@@ -207,6 +207,7 @@ class _FileReader:
                     )
 
     def to_frame(self, table: pa.Table, path: str) -> pd.DataFrame:
-        frame = table.to_pandas(split_blocks=True, self_destruct=True)
+        """Arrow-backed pandas columns: a view of the table, not a copy."""
+        frame = table.to_pandas(types_mapper=pd.ArrowDtype)
         frame.attrs[SOURCE_ATTR] = path
         return frame

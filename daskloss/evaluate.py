@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dask.dataframe as dd
-import numpy as np
 import pandas as pd
 
 from daskloss.dataset import SOURCE_ATTR, FileFormat, open_dataset
@@ -166,21 +165,14 @@ def _partition_stats(
     """Chunk step: one partition's rows to a one-row frame holding its statistics."""
     y_true, y_pred, weight = columns
     stats = ErrorStats.from_arrays(
-        _values(part[y_true]),
-        _values(part[y_pred]),
-        None if weight is None else _values(part[weight]),
+        part[y_true],
+        part[y_pred],
+        None if weight is None else part[weight],
         nan_policy=nan_policy,
         columns=columns,
         source=part.attrs.get(SOURCE_ATTR, ""),
     )
     return _wrap(stats)
-
-
-def _values(column: pd.Series) -> np.ndarray:
-    """The column as numpy, with missing values (pandas NA) as NaN."""
-    if isinstance(column.dtype, pd.api.extensions.ExtensionDtype) and column.hasnans:
-        return column.to_numpy(dtype=np.float64, na_value=np.nan)
-    return column.to_numpy()
 
 
 def _wrap(stats: ErrorStats) -> pd.DataFrame:

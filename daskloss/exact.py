@@ -35,6 +35,7 @@ __all__ = [
     "BLOCK_ROWS",
     "FRACTION_BITS",
     "NBINS",
+    "NONFINITE_UNIT",
     "add_mantissa",
     "add_product",
     "add_triple",
@@ -103,6 +104,10 @@ def split(x):
     return mantissa, max(biased, 1) - 1075
 
 
+#: The unit exponent :func:`split` gives for infinity and NaN.
+NONFINITE_UNIT = 0x7FF - 1075
+
+
 @njit(inline="always")
 def add_wide(bins, k, unit, high, low):
     """Add the 128-bit ``high * 2**64 + low`` times ``2**unit`` to accumulator ``k``."""
@@ -115,7 +120,11 @@ def add_wide(bins, k, unit, high, low):
 @njit(inline="always")
 def add_mantissa(bins, k, unit, m):
     """Add ``m * 2**unit`` to accumulator ``k``."""
-    add_wide(bins, k, unit, _U0, m)
+    index = unit + FRACTION_BITS
+    total = bins[k, index, 0] + m
+    bins[k, index, 0] = total
+    if total < m:  # the low word wrapped: carry (rare, so a branch beats a store)
+        bins[k, index, 1] += _U1
 
 
 @njit(inline="always")

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Any, Literal
 
-import numpy as np
-
+from daskloss.columns import aligned_chunks, float64_chunks
 from daskloss.errors import DataError, NonFiniteValueError, SchemaError
 from daskloss.exact import FRACTION_BITS
-from daskloss.kernel import accumulate
+from daskloss.kernel import accumulate_chunks
 
 __all__ = ["ErrorStats", "NanPolicy"]
 
@@ -97,8 +96,10 @@ class ErrorStats:
         Parameters
         ----------
         y_true, y_pred : array-like of float
-            Targets and predictions, one value per row. Integer arrays are
-            accepted when every value converts to float64 exactly.
+            Targets and predictions, one value per row: numpy arrays, pandas
+            Series or pyarrow (chunked) arrays, read without copies where
+            possible. Integers are accepted when float64 holds them exactly;
+            nulls count as NaN.
         weight : array-like of float, optional
             Non-negative sample weights; ``None`` weighs every row 1.
         nan_policy : {'error', 'skip'}
@@ -123,14 +124,20 @@ class ErrorStats:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
         where = f" in {source}" if source else ""
         names = dict(zip(("y_true", "y_pred", "weight"), columns, strict=True))
-        arrays = {"y_true": y_true, "y_pred": y_pred}
-        if weight is not None:
-            arrays["weight"] = weight
-        converted = {role: _as_float64(values, names[role], where) for role, values in arrays.items()}
-        lengths = {names[role]: len(values) for role, values in converted.items()}
-        if len(set(lengths.values())) > 1:
-            raise SchemaError(f"columns have different lengths{where}: {lengths}")
-        sums = accumulate(converted["y_true"], converted["y_pred"], converted.get("weight"))
+        given = {"y_true": y_true, "y_pred": y_pred, "weight": weight}
+        chunked = [
+            float64_chunks(values, names[role] or role, where)
+            for role, values in given.items()
+            if values is not None
+        ]
+        try:
+            aligned = list(aligned_chunks(chunked))
+        except SchemaError as exc:
+            raise SchemaError(f"{exc}{where} (columns {columns})") from None
+        weighted = weight is not None
+        sums = accumulate_chunks(
+            ((c[0], c[1], c[2] if weighted else None) for c in aligned), weighted=weighted
+        )
         _check_counts(sums, names, nan_policy, where)
         return cls(
             count=sums.rows,
@@ -147,7 +154,10 @@ class ErrorStats:
     def merge(self, other: ErrorStats) -> ErrorStats:
         """The statistics of the rows of ``self`` and ``other`` together (exact)."""
         return ErrorStats(
-            **{f.name: f.metadata["merge"](getattr(self, f.name), getattr(other, f.name)) for f in _FIELDS}
+            **{
+                f.name: f.metadata["merge"](getattr(self, f.name), getattr(other, f.name))
+                for f in _FIELDS
+            }
         )
 
     @classmethod
@@ -198,34 +208,6 @@ _EXACT_FIELDS = {
     "target_sum",
     "target_squared",
 }
-
-
-def _as_float64(values: Any, column: str, where: str) -> np.ndarray:
-    """A contiguous float64 view or copy of ``values``; never a silent rounding."""
-    array = np.asarray(values)
-    if array.dtype == np.float64:
-        return np.ascontiguousarray(array)
-    if array.dtype.kind == "f":
-        return np.ascontiguousarray(array, dtype=np.float64)  # widening is exact
-    if array.dtype.kind in "iub":
-        converted = array.astype(np.float64)
-        if array.dtype.itemsize >= 8 and array.size and not _ints_exact(array, converted):
-            raise SchemaError(
-                f"column {column!r}{where} holds integers beyond 2**53 that float64 cannot "
-                "represent exactly; cast the column to float64 yourself if rounding is acceptable"
-            )
-        return converted
-    raise SchemaError(
-        f"column {column!r}{where} must be numeric (float or integer), found dtype "
-        f"{array.dtype}; fix the writer of this dataset or cast the column"
-    )
-
-
-def _ints_exact(array: np.ndarray, converted: np.ndarray) -> bool:
-    limit = 2**53
-    if array.dtype.kind == "u":
-        return bool(array.max() <= limit)
-    return bool(array.min() >= -limit and array.max() <= limit)
 
 
 def _check_counts(sums: Any, names: dict[str, str | None], nan_policy: str, where: str) -> None:

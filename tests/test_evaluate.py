@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -45,7 +47,7 @@ def _write_parquet(directory, frame: pd.DataFrame, nfiles: int, **kwargs) -> lis
     directory.mkdir(parents=True, exist_ok=True)
     bounds = np.linspace(0, len(frame), nfiles + 1).astype(int)
     paths = []
-    for i, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         path = directory / f"part-{i:04d}.parquet"
         frame.iloc[lo:hi].to_parquet(path, index=False, **kwargs)
         paths.append(path)
@@ -84,7 +86,9 @@ def test_distributed_client_gives_same_bits():
     """Under a distributed Client the result is bit-identical to the threaded run."""
     distributed = pytest.importorskip("distributed")
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
         distributed.Client(cluster),
     ):
         result = daskloss.evaluate(dd.from_pandas(FRAME, npartitions=9), weight="w")
@@ -122,7 +126,7 @@ def test_glob_and_file_list(tmp_path):
 def test_csv_files(tmp_path):
     """CSV files give the same bits as the float64 values they spell."""
     bounds = [0, 1000, 1001, 3000]
-    for i, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         FRAME.iloc[lo:hi].to_csv(tmp_path / f"p{i}.csv", index=False, float_format="%.17g")
     result = daskloss.evaluate(tmp_path, weight="w")
     assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
@@ -162,7 +166,9 @@ def test_parquet_nulls_count_as_nan(tmp_path):
 def test_missing_column_names_file_and_columns(tmp_path):
     """A missing column is named with the file and the columns it has."""
     _write_parquet(tmp_path, FRAME, 2)
-    with pytest.raises(SchemaError, match=r"\['pred'\] not found in .*part-0000\.parquet.*'y_pred'"):
+    with pytest.raises(
+        SchemaError, match=r"\['pred'\] not found in .*part-0000\.parquet.*'y_pred'"
+    ):
         daskloss.evaluate(tmp_path, y_pred="pred")
 
 
@@ -175,7 +181,7 @@ def test_missing_column_in_dask_frame():
 def test_non_numeric_column(tmp_path):
     """A string column is refused with its name, file and type."""
     _write_parquet(tmp_path, FRAME, 2)
-    with pytest.raises(SchemaError, match="'segment' in .*part-0000.parquet has type"):
+    with pytest.raises(SchemaError, match=r"'segment' in .*part-0000\.parquet has type"):
         daskloss.evaluate(tmp_path, y_pred="segment")
 
 
@@ -190,7 +196,9 @@ def test_type_differs_across_files(tmp_path):
     _write_parquet(tmp_path, FRAME, 3)
     odd = FRAME.iloc[:10].assign(y_true=np.arange(10, dtype=np.int32))
     odd.to_parquet(tmp_path / "part-0009.parquet", index=False)
-    with pytest.raises(SchemaError, match=r"'y_true' in .*part-0009\.parquet has type int32.*double"):
+    with pytest.raises(
+        SchemaError, match=r"'y_true' in .*part-0009\.parquet has type int32.*double"
+    ):
         daskloss.evaluate(tmp_path)
 
 
@@ -248,7 +256,9 @@ def test_zero_row_file_among_others(tmp_path):
 
 def test_all_rows_skipped(tmp_path):
     """When the skip policy leaves nothing, that is an error, not NaN metrics."""
-    pq.write_table(pa.table({"y_true": [np.nan, 1.0], "y_pred": [1.0, np.inf]}), tmp_path / "a.parquet")
+    pq.write_table(
+        pa.table({"y_true": [np.nan, 1.0], "y_pred": [1.0, np.inf]}), tmp_path / "a.parquet"
+    )
     with pytest.raises(EmptyDatasetError, match="all 2 rows were skipped"):
         daskloss.evaluate(tmp_path, nan_policy="skip")
 
@@ -256,7 +266,7 @@ def test_all_rows_skipped(tmp_path):
 def test_zero_total_weight(tmp_path):
     """Rows whose weights are all zero cannot give means."""
     _write_parquet(tmp_path, FRAME.assign(w=0.0), 2)
-    with pytest.raises(DataError, match="total weight .* is zero"):
+    with pytest.raises(DataError, match=r"total weight .* is zero"):
         daskloss.evaluate(tmp_path, weight="w")
 
 

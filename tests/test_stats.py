@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import pickle
@@ -75,8 +76,12 @@ ADVERSARIAL = {
 def test_adversarial_matches_fractions(name, weighted):
     """Every metric equals the Fraction reference bit for bit on adversarial data."""
     y_true, y_pred = ADVERSARIAL[name]
-    weight = RNG.random(len(y_true)) * 10.0 ** RNG.integers(-300, 300, len(y_true)) if weighted else None
-    assert_bit_identical(_stats(y_true, y_pred, weight).metrics(), reference_metrics(y_true, y_pred, weight))
+    weight = (
+        RNG.random(len(y_true)) * 10.0 ** RNG.integers(-300, 300, len(y_true)) if weighted else None
+    )
+    assert_bit_identical(
+        _stats(y_true, y_pred, weight).metrics(), reference_metrics(y_true, y_pred, weight)
+    )
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
@@ -85,7 +90,9 @@ def test_random_matches_fractions(weighted):
     y_true = RNG.normal(100.0, 30.0, 2000)
     y_pred = y_true + RNG.standard_t(3, 2000)
     weight = RNG.exponential(size=2000) if weighted else None
-    assert_bit_identical(_stats(y_true, y_pred, weight).metrics(), reference_metrics(y_true, y_pred, weight))
+    assert_bit_identical(
+        _stats(y_true, y_pred, weight).metrics(), reference_metrics(y_true, y_pred, weight)
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -93,7 +100,9 @@ def test_random_matches_fractions(weighted):
 def test_property_matches_fractions(data):
     """For arbitrary finite data every metric equals the Fraction reference."""
     y_true, y_pred, weight = data
-    assert_bit_identical(_stats(y_true, y_pred, weight).metrics(), reference_metrics(y_true, y_pred, weight))
+    assert_bit_identical(
+        _stats(y_true, y_pred, weight).metrics(), reference_metrics(y_true, y_pred, weight)
+    )
 
 
 def test_naive_r2_falls_apart_but_exact_does_not():
@@ -124,7 +133,7 @@ def test_l2_and_rmse_survive_underflowing_se():
     y_pred = np.array([1e-200, -1e-200, 3e-200])
     metrics = _stats(np.zeros(3), y_pred).metrics()
     assert metrics["se"] == 0.0
-    assert metrics["l2"] == fraction_sqrt(sum((Fraction(v) ** 2 for v in y_pred.tolist())))
+    assert metrics["l2"] == fraction_sqrt(sum(Fraction(v) ** 2 for v in y_pred.tolist()))
     assert metrics["l2"] > 3e-200
     assert_bit_identical(metrics, reference_metrics(np.zeros(3), y_pred))
 
@@ -178,10 +187,8 @@ def test_split_invariance(data):
     (y_true, y_pred, weight), cuts = data
     bounds = [0, *cuts, len(y_true)]
     pieces = [
-        _stats(
-            y_true[lo:hi], y_pred[lo:hi], None if weight is None else weight[lo:hi]
-        )
-        for lo, hi in zip(bounds, bounds[1:], strict=False)
+        _stats(y_true[lo:hi], y_pred[lo:hi], None if weight is None else weight[lo:hi])
+        for lo, hi in itertools.pairwise(bounds)
     ]
     assert ErrorStats.merge_all(pieces) == _stats(y_true, y_pred, weight)
 
@@ -242,7 +249,7 @@ def test_overflowing_residual_is_an_error():
 
 def test_non_numeric_is_a_schema_error():
     """String arrays are refused with the column name."""
-    with pytest.raises(SchemaError, match="'y_pred'.*numeric"):
+    with pytest.raises(SchemaError, match=r"'y_pred'.*numeric"):
         _stats(np.ones(2), np.array(["a", "b"]))
 
 

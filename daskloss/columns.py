@@ -1,0 +1,120 @@
+"""Column-like inputs (numpy, pandas, pyarrow) as float64 chunks: exact, or refused.
+
+The kernel reads contiguous float64 arrays. A pyarrow column arrives as
+chunks (one per Parquet row group); each chunk without nulls is viewed, not
+copied. Integers are accepted only when float64 holds every value exactly;
+nulls become NaN so that the NaN policy sees them. Nothing is ever rounded.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from daskloss.errors import SchemaError
+
+__all__ = ["aligned_chunks", "float64_chunks"]
+
+_EXACT_INTEGER_LIMIT = 2**53
+
+
+def float64_chunks(values: Any, column: str, where: str = "") -> list[np.ndarray]:
+    """``values`` as a list of contiguous float64 arrays (zero-copy where possible).
+
+    Raises
+    ------
+    SchemaError
+        Non-numeric values, or integers that float64 cannot hold exactly.
+    """
+    if isinstance(values, pd.Series):
+        values = _unwrap_series(values)
+    if isinstance(values, pa.ChunkedArray):
+        return [_arrow_chunk(chunk, column, where) for chunk in values.chunks]
+    if isinstance(values, pa.Array):
+        return [_arrow_chunk(values, column, where)]
+    return [_numpy(np.asarray(values), column, where)]
+
+
+def aligned_chunks(
+    columns: Sequence[list[np.ndarray]],
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Slices of the columns' chunks that line up row for row (views, no copies).
+
+    Columns read from one Parquet file share their chunk boundaries, so this
+    usually yields the chunks as they are.
+    """
+    starts = [np.cumsum([0] + [len(chunk) for chunk in chunks]) for chunks in columns]
+    lengths = {int(offsets[-1]) for offsets in starts}
+    if len(lengths) > 1:
+        raise SchemaError(f"columns have different lengths: {sorted(lengths)}")
+    boundaries = sorted(set().union(*(offsets.tolist() for offsets in starts)))
+    for low, high in itertools.pairwise(boundaries):
+        yield tuple(
+            _rows(chunks, offsets, low, high)
+            for chunks, offsets in zip(columns, starts, strict=True)
+        )
+
+
+def _rows(chunks: list[np.ndarray], offsets: np.ndarray, low: int, high: int) -> np.ndarray:
+    """Rows ``low:high`` of a chunked column, when they lie within one chunk."""
+    index = int(np.searchsorted(offsets, low, side="right")) - 1
+    return chunks[index][low - offsets[index] : high - offsets[index]]
+
+
+def _unwrap_series(series: pd.Series) -> Any:
+    """The pyarrow data behind an Arrow-backed Series, else a numpy array."""
+    if isinstance(series.dtype, pd.ArrowDtype):
+        return series.array.__arrow_array__()
+    if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(
+            series.dtype
+        ):
+            return series.to_numpy()  # refused below with the dtype in the message
+        return pa.array(series.array, from_pandas=True)  # masked ints/floats: nulls kept
+    return series.to_numpy()
+
+
+def _arrow_chunk(chunk: pa.Array, column: str, where: str) -> np.ndarray:
+    kind = chunk.type
+    if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+        raise _not_numeric(column, where, str(kind))
+    if chunk.null_count == 0:
+        return _numpy(chunk.to_numpy(zero_copy_only=False), column, where)
+    filled = _numpy(pc.fill_null(chunk, 0).to_numpy(zero_copy_only=False), column, where)
+    filled = filled.copy() if not filled.flags.writeable else filled
+    filled[chunk.is_null().to_numpy(zero_copy_only=False)] = np.nan
+    return filled
+
+
+def _numpy(array: np.ndarray, column: str, where: str) -> np.ndarray:
+    if array.dtype == np.float64:
+        return np.ascontiguousarray(array)
+    if array.dtype.kind == "f":
+        return array.astype(np.float64)  # widening float16/float32 is exact
+    if array.dtype.kind in "iu":
+        if array.size and not _exact_in_float64(array):
+            raise SchemaError(
+                f"column {column!r}{where} holds integers beyond 2**53 that float64 cannot "
+                "represent exactly; cast the column to float64 yourself if rounding is acceptable"
+            )
+        return array.astype(np.float64)
+    raise _not_numeric(column, where, str(array.dtype))
+
+
+def _exact_in_float64(array: np.ndarray) -> bool:
+    if array.dtype.itemsize < 7:
+        return True
+    return bool(array.max() <= _EXACT_INTEGER_LIMIT and array.min() >= -_EXACT_INTEGER_LIMIT)
+
+
+def _not_numeric(column: str, where: str, found: str) -> SchemaError:
+    return SchemaError(
+        f"column {column!r}{where} must be numeric (float or integer), found {found}; "
+        "fix the writer of this dataset or cast the column"
+    )
