@@ -1,0 +1,100 @@
+"""The evaluation job: settings in, report out.
+
+:func:`run_job` strings the modules together in the one direction data
+flows: check the output path, open the dataset (listing files and checking
+columns before any cluster starts), connect to the scheduler, evaluate,
+build the report and write it. It knows nothing of command lines or exit
+codes (see :mod:`daskloss.cli`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from daskloss.cluster import connect
+from daskloss.config import Settings, redact_url, redacted
+from daskloss.dataset import open_dataset
+from daskloss.evaluate import evaluate
+from daskloss.progress import track_progress
+from daskloss.report import build_report, check_output_path, write_report
+
+__all__ = ["run_job"]
+
+_LOG = logging.getLogger(__name__)
+
+
+def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
+    """Evaluate the dataset ``settings`` name; write and return the report.
+
+    Parameters
+    ----------
+    settings : Settings
+        Validated settings (see :func:`daskloss.config.load_settings`).
+    interactive : bool
+        Draw a progress bar on stderr instead of logging progress lines.
+
+    Returns
+    -------
+    dict
+        The report (see :mod:`daskloss.report`).
+
+    Raises
+    ------
+    DasklossError
+        Bad settings (:class:`ConfigError`) or bad data (:class:`DataError`,
+        :class:`ReadError`).
+    ConnectionError
+        The scheduler cannot be reached or has no usable worker.
+    """
+    _LOG.info("settings: %s", redacted(settings))
+    output = settings.output
+    if output.path is not None:
+        check_output_path(output.path)
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    dataset = open_dataset(
+        settings.dataset.path,
+        _column_names(settings),
+        format=settings.dataset.format,
+        storage_options=settings.dataset.storage_options,
+    )
+    _LOG.info(
+        "dataset: %d %s file(s) at %s", len(dataset.files), dataset.format, redact_url(dataset.path)
+    )
+    with (
+        connect(settings.cluster) as connection,
+        track_progress(connection, interactive=interactive),
+    ):
+        result = evaluate(
+            dataset.frame,
+            settings.columns.y_true,
+            settings.columns.y_pred,
+            settings.columns.weight,
+            nan_policy=settings.evaluation.nan_policy,
+            split_every=settings.evaluation.split_every,
+        )
+    duration = time.perf_counter() - clock
+    _LOG.info(
+        "evaluated %d rows in %.2f s on %s", result.stats.count, duration, connection.scheduler
+    )
+    report = build_report(
+        result,
+        dataset,
+        settings,
+        scheduler=connection.scheduler,
+        started=started,
+        finished=datetime.now(UTC),
+        duration=duration,
+    )
+    if output.path is not None:
+        write_report(report, output.path, output.storage_options)
+        _LOG.info("report written to %s", redact_url(output.path))
+    return report
+
+
+def _column_names(settings: Settings) -> list[str]:
+    columns = settings.columns
+    return [name for name in (columns.y_true, columns.y_pred, columns.weight) if name is not None]

@@ -1,0 +1,244 @@
+"""The job's report: a versioned JSON document, a table for humans, atomic writes.
+
+Report format, version 1 (a JSON object; keys in this order)::
+
+    report_version    1
+    metrics           {name: number or null} for the configured metrics; null is
+                      a metric that is undefined (NaN) or beyond the float64 range
+    count             rows evaluated
+    weight_sum        total weight (float)
+    skipped_rows      rows left out under nan_policy = "skip"
+    dataset           {path, format, files, partitions}
+    columns           {y_true, y_pred, weight}
+    nan_policy        "error" or "skip"
+    scheduler         "threads", "local-cluster" or the scheduler address
+    started_at        UTC ISO-8601, e.g. "2025-01-31T12:00:00.000Z"
+    finished_at       UTC ISO-8601
+    duration_seconds  wall time of the evaluation
+    versions          {daskloss, dask, distributed, python}
+    config_digest     "sha256:..." of the canonical resolved settings (secrets redacted)
+    settings          the resolved settings, secrets redacted
+
+Floats are written with Python's shortest round-trip ``repr``, so a reader
+parsing them as float64 gets back exactly the computed values.
+
+Writes are atomic for a local path: the report is written to a temporary
+file in the destination directory, flushed to disk, then renamed over the
+destination with :func:`os.replace`; a reader sees the old report or the new
+one, never a part, and a failure leaves the old one intact and no temporary
+file behind. For an fsspec URL the complete document is sent in one
+:meth:`~fsspec.AbstractFileSystem.pipe_file` call: on object stores (S3, GCS,
+Azure) an object is replaced whole when the upload completes, so readers
+never see a part; on other remote filesystems the guarantee is that of the
+filesystem.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime
+from importlib.metadata import version
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+import daskloss
+from daskloss.config import Settings, redact_url, redacted, settings_digest
+from daskloss.dataset import Dataset
+from daskloss.errors import ConfigError
+from daskloss.evaluate import EvaluationResult
+
+__all__ = [
+    "REPORT_VERSION",
+    "build_report",
+    "check_output_path",
+    "format_table",
+    "render_json",
+    "write_report",
+]
+
+REPORT_VERSION = 1
+
+
+def build_report(
+    result: EvaluationResult,
+    dataset: Dataset,
+    settings: Settings,
+    *,
+    scheduler: str,
+    started: datetime,
+    finished: datetime,
+    duration: float,
+) -> dict[str, Any]:
+    """The report of one evaluation (see the module docstring for the format).
+
+    ``started`` and ``finished`` must be timezone-aware UTC datetimes.
+    """
+    metrics = result.metrics
+    return {
+        "report_version": REPORT_VERSION,
+        "metrics": {name: _json_number(metrics[name]) for name in settings.evaluation.metrics},
+        "count": metrics["count"],
+        "weight_sum": _json_number(metrics["weight_sum"]),
+        "skipped_rows": result.skipped_rows,
+        "dataset": {
+            "path": redact_url(dataset.path),
+            "format": dataset.format,
+            "files": len(dataset.files),
+            "partitions": result.npartitions,
+        },
+        "columns": {
+            "y_true": settings.columns.y_true,
+            "y_pred": settings.columns.y_pred,
+            "weight": settings.columns.weight,
+        },
+        "nan_policy": settings.evaluation.nan_policy,
+        "scheduler": scheduler,
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "duration_seconds": round(duration, 3),
+        "versions": {
+            "daskloss": daskloss.__version__,
+            "dask": version("dask"),
+            "distributed": version("distributed"),
+            "python": platform.python_version(),
+        },
+        "config_digest": settings_digest(settings),
+        "settings": redacted(settings),
+    }
+
+
+def _json_number(value: float | int) -> float | int | None:
+    """JSON has no NaN or infinity: those become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def render_json(report: Mapping[str, Any]) -> str:
+    """The report as strict JSON text (no NaN), indented, ending with a newline."""
+    return json.dumps(report, indent=2, allow_nan=False) + "\n"
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """A summary table of the report for people; numbers at full precision.
+
+    Examples
+    --------
+    >>> print(format_table({"metrics": {"mse": 100.0, "r2": None}, "count": 10,
+    ...     "skipped_rows": 0, "scheduler": "threads", "duration_seconds": 0.1,
+    ...     "dataset": {"path": "sample", "format": "parquet", "files": 2, "partitions": 2}}))
+    daskloss: 10 rows of sample (parquet, 2 files, 2 partitions)
+      mse           100.0
+      r2            undefined
+      skipped rows  0
+    evaluated on threads in 0.1 s
+    """
+    dataset = report["dataset"]
+    lines = [
+        f"daskloss: {report['count']} rows of {dataset['path']} ({dataset['format']}, "
+        f"{dataset['files']} files, {dataset['partitions']} partitions)"
+    ]
+    rows = [*report["metrics"].items(), ("skipped rows", report["skipped_rows"])]
+    width = max(len(name) for name, _ in rows)
+    lines += [f"  {name:<{width}}  {_cell(value)}" for name, value in rows]
+    lines.append(f"evaluated on {report['scheduler']} in {report['duration_seconds']} s")
+    return "\n".join(lines)
+
+
+def _cell(value: float | int | None) -> str:
+    return "undefined" if value is None else repr(value)
+
+
+def check_output_path(path: str) -> None:
+    """Fail before any work if a local report path cannot be written.
+
+    Creates the missing parent directories. URLs are not checked.
+
+    Raises
+    ------
+    ConfigError
+        The path is a directory, or its directory cannot be created or written.
+    """
+    if "://" in path and not path.startswith("file://"):
+        return
+    local = fsspec.core.url_to_fs(path)[1]
+    if os.path.isdir(local):
+        raise ConfigError(
+            f"output path {local} is a directory; give a file name such as report.json"
+        )
+    parent = os.path.dirname(local) or "."
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the report's directory {parent}: {exc.strerror}"
+        ) from None
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"cannot write the report to {local}: directory {parent} is not writable")
+
+
+def write_report(
+    report: Mapping[str, Any], path: str, storage_options: Mapping[str, Any] | None = None
+) -> None:
+    """Write the report as JSON to a local path or fsspec URL, atomically.
+
+    See the module docstring for what "atomically" guarantees where.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> target = os.path.join(tempfile.mkdtemp(), "report.json")
+    >>> write_report({"report_version": 1}, target)
+    >>> open(target).read()
+    '{\\n  "report_version": 1\\n}\\n'
+    """
+    text = render_json(report)
+    fs, target = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
+    if isinstance(fs, LocalFileSystem):
+        _replace_local(target, text)
+    else:
+        fs.pipe_file(target, text.encode())
+
+
+def _replace_local(target: str, text: str) -> None:
+    """Temporary file in the same directory, fsync, then rename over ``target``."""
+    directory = os.path.dirname(target) or "."
+    handle, temporary = tempfile.mkstemp(
+        dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    _sync_directory(directory)
+
+
+def _sync_directory(directory: str) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
