@@ -2,11 +2,15 @@
 
 A source is a path or fsspec URL of a Parquet dataset (a file, a directory,
 a hive-partitioned directory tree, or a glob) or of CSV files. Files are
-listed once on the client; each becomes one partition, read on a worker with
-pyarrow (only the needed columns) by :func:`dask.dataframe.from_map`. Reading
-file by file lets every error name the file it comes from, and checks each
-file's column types against the first file's, so a dataset whose files
-disagree fails loudly instead of being cast silently.
+listed once on the client and cut into *pieces*: a whole file, or for a large
+Parquet file a run of its row groups (about ``PIECE_BYTES`` of decoded
+columns each), so that one partition never holds a huge file. Each piece is
+one partition, read on a worker with pyarrow (only the needed columns) by
+:func:`dask.dataframe.from_map`. Reading file by file lets every error name
+the file it comes from, and checks each file's column types against the
+first file's, so a dataset whose files disagree fails loudly instead of
+being cast silently. A piece that would not fit the memory a worker thread
+has is refused with a clear error before it is read.
 """
 
 from __future__ import annotations
@@ -23,15 +27,32 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from daskloss.errors import EmptyDatasetError, ReadError, SchemaError
+from daskloss.errors import DataError, EmptyDatasetError, ReadError, SchemaError
 
-__all__ = ["SOURCE_ATTR", "Dataset", "FileFormat", "open_dataset"]
+__all__ = ["PIECE_BYTES", "SOURCE_ATTR", "Dataset", "FileFormat", "Piece", "open_dataset"]
 
 FileFormat = Literal["parquet", "csv"]
 FORMATS: tuple[str, ...] = ("parquet", "csv")
 #: Key in ``DataFrame.attrs`` naming the file a partition was read from.
 SOURCE_ATTR = "daskloss_source"
+#: Target decoded size of one partition when a Parquet file is split by row groups.
+PIECE_BYTES = 256 * 2**20
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz")
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".xz")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One partition's worth of a file: all of it, or some of its row groups."""
+
+    path: str
+    row_groups: tuple[int, ...] | None = None
+
+    def __str__(self) -> str:
+        if self.row_groups is None:
+            return self.path
+        first, last = self.row_groups[0], self.row_groups[-1]
+        return f"{self.path} (row groups {first}-{last})"
 
 
 @dataclass(frozen=True)
@@ -81,16 +102,18 @@ def open_dataset(
     8
     """
     fs, files = _list_files(path, dict(storage_options or {}))
+    names = [name for name, _ in files]
     if format is None:
-        format = "csv" if all(f.lower().endswith(_CSV_SUFFIXES) for f in files) else "parquet"
+        format = "csv" if all(f.lower().endswith(_CSV_SUFFIXES) for f in names) else "parquet"
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     reader = _FileReader(fs=fs, columns=tuple(columns), format=format, types=None)
-    first = reader.read_table(files[0])
-    reader = _FileReader(fs, tuple(columns), format, tuple(first.schema.types))
-    meta = reader.to_frame(first.slice(0, 0), files[0])
-    frame = dd.from_map(reader, files, meta=meta, label="daskloss-read", enforce_metadata=False)
-    return Dataset(frame=frame, path=_display(path), format=format, files=tuple(files))
+    schema = reader.schema(names[0])
+    reader = _FileReader(fs, tuple(columns), format, tuple(schema.types))
+    pieces = [piece for name, size in files for piece in reader.pieces(name, size)]
+    meta = reader.to_frame(schema.empty_table(), names[0])
+    frame = dd.from_map(reader, pieces, meta=meta, label="daskloss-read", enforce_metadata=False)
+    return Dataset(frame=frame, path=_display(path), format=format, files=tuple(names))
 
 
 def _display(path: Any) -> str:
@@ -101,27 +124,32 @@ def _display(path: Any) -> str:
 
 def _list_files(
     path: str | os.PathLike[str] | Sequence[str], storage_options: dict[str, Any]
-) -> tuple[fsspec.AbstractFileSystem, list[str]]:
-    """The filesystem and the sorted data files that ``path`` names."""
+) -> tuple[fsspec.AbstractFileSystem, list[tuple[str, int]]]:
+    """The filesystem and the sorted ``(file, size in bytes)`` that ``path`` names."""
     urls = [os.fspath(p) for p in path] if isinstance(path, (list, tuple)) else [os.fspath(path)]
     try:
         fs, _, roots = fsspec.core.get_fs_token_paths(urls, storage_options=storage_options)
-        files: list[str] = []
+        found: dict[str, Any] = {}
         for root in roots:
             if fs.isdir(root):
-                files.extend(f for f in fs.find(root) if not _hidden(f, root))
+                listing = fs.find(root, detail=True)
+                found.update((f, info) for f, info in listing.items() if not _hidden(f, root))
             elif fs.exists(root):
-                files.append(root)
+                found[root] = fs.info(root)
     except (OSError, ValueError, ImportError) as exc:
         raise ReadError(f"cannot list {_display(path)}: {exc}") from exc
-    if not files:
+    if not found:
         raise EmptyDatasetError(
             f"no data files found at {_display(path)}; check the path (directories are searched "
             "recursively, names starting with '_' or '.' are ignored)"
         )
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     prefix = "" if protocol in ("file", "local") else f"{protocol}://"
-    return fs, sorted(prefix + f if not f.startswith(prefix) else f for f in files)
+    files = (
+        (f if f.startswith(prefix) else prefix + f, int(info.get("size") or 0))
+        for f, info in found.items()
+    )
+    return fs, sorted(files)
 
 
 def _hidden(file: str, root: str) -> bool:
@@ -138,30 +166,82 @@ class _FileReader:
     format: FileFormat
     types: tuple[pa.DataType, ...] | None
 
-    def __call__(self, path: str) -> pd.DataFrame:
-        return self.to_frame(self.read_table(path), path)
+    def __call__(self, piece: Piece) -> pd.DataFrame:
+        return self.to_frame(self.read(piece), str(piece))
 
-    def read_table(self, path: str) -> pa.Table:
-        try:
-            with self.fs.open(path, "rb", compression="infer") as handle:
-                if self.format == "csv":
-                    return self._read_csv(handle, path)
-                return self._read_parquet(handle, path)
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            raise ReadError(f"cannot open {path}: {exc}") from exc
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
-            raise ReadError(
-                f"cannot read {self.format} file {path}: {exc}; the file may be truncated or "
-                "corrupt: rewrite it or remove it from the dataset"
-            ) from exc
+    def schema(self, path: str) -> pa.Schema:
+        """The needed columns' schema, from the Parquet footer or the CSV header."""
+        with self._open(path) as handle:
+            if self.format == "csv":
+                names = pacsv.open_csv(handle).schema.names
+                self._check_present(set(names), path)
+                return pa.schema([(name, pa.float64()) for name in self.columns])
+            found = self._parquet(handle, path).schema_arrow
+        self._check_present(set(found.names), path)
+        schema = pa.schema([found.field(name) for name in self.columns])
+        self._check_types(schema, path)
+        return schema
 
-    def _read_parquet(self, handle: Any, path: str) -> pa.Table:
-        parquet = pq.ParquetFile(handle)
-        present = set(parquet.schema_arrow.names)
-        self._check_present(present, path)
-        table = parquet.read(columns=list(self.columns), use_threads=False)
-        self._check_types(table.schema, path)
+    def pieces(self, path: str, size: int) -> list[Piece]:
+        """A small file is one piece; a large Parquet file is cut between row groups."""
+        if self.format == "csv" or size <= PIECE_BYTES // 4:
+            return [Piece(path)]
+        with self._open(path) as handle:
+            metadata = self._parquet(handle, path).metadata
+        pieces: list[Piece] = []
+        run: list[int] = []
+        run_bytes = 0
+        for index in range(metadata.num_row_groups):
+            group_bytes = self._decoded_bytes(metadata.row_group(index))
+            if run and run_bytes + group_bytes > PIECE_BYTES:
+                pieces.append(Piece(path, tuple(run)))
+                run, run_bytes = [], 0
+            run.append(index)
+            run_bytes += group_bytes
+        pieces.append(Piece(path, tuple(run)) if run else Piece(path))
+        return pieces if len(pieces) > 1 else [Piece(path)]
+
+    def read(self, piece: Piece) -> pa.Table:
+        """The needed columns of one piece, checked."""
+        with self._open(piece.path) as handle:
+            if self.format == "csv":
+                _check_fits(piece, self._csv_bytes(piece.path))
+                return self._read_csv(handle, piece.path)
+            parquet = self._parquet(handle, piece.path)
+            self._check_present(set(parquet.schema_arrow.names), piece.path)
+            groups = piece.row_groups or range(parquet.metadata.num_row_groups)
+            _check_fits(
+                piece, sum(self._decoded_bytes(parquet.metadata.row_group(i)) for i in groups)
+            )
+            try:
+                table = parquet.read_row_groups(
+                    list(groups), columns=list(self.columns), use_threads=False
+                )
+            except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
+                raise _corrupt(piece.path, "parquet", exc) from exc
+        self._check_types(table.schema, piece.path)
         return table
+
+    def _open(self, path: str) -> Any:
+        try:
+            return self.fs.open(path, "rb", compression="infer")
+        except (FileNotFoundError, PermissionError, IsADirectoryError, OSError) as exc:
+            raise ReadError(f"cannot open {path}: {exc}") from exc
+
+    def _parquet(self, handle: Any, path: str) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(handle)
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
+            raise _corrupt(path, "parquet", exc) from exc
+
+    def _decoded_bytes(self, row_group: pq.RowGroupMetaData) -> int:
+        """Bytes the needed columns of a row group take once decoded (8 per value)."""
+        return row_group.num_rows * 8 * len(self.columns)
+
+    def _csv_bytes(self, path: str) -> int:
+        """A CSV file's float64 table is at most as large as its text; 4x for compressed."""
+        size = int(self.fs.size(path) or 0)
+        return size * 4 if path.lower().endswith(_COMPRESSED_SUFFIXES) else size
 
     def _read_csv(self, handle: Any, path: str) -> pa.Table:
         options = pacsv.ConvertOptions(
@@ -178,6 +258,8 @@ class _FileReader:
             self._check_present(set(header), path)
             raise
         except pa.ArrowInvalid as exc:
+            if "conversion error" not in str(exc).lower():
+                raise _corrupt(path, "csv", exc) from exc
             raise SchemaError(
                 f"CSV file {path} has a value that is not a number in one of the columns "
                 f"{list(self.columns)}: {exc}; fix the file or leave it out"
@@ -192,22 +274,59 @@ class _FileReader:
             )
 
     def _check_types(self, schema: pa.Schema, path: str) -> None:
-        for name, found in zip(self.columns, schema.types, strict=True):
+        for index, name in enumerate(self.columns):
+            found = schema.field(name).type
             if not (pa.types.is_floating(found) or pa.types.is_integer(found)):
                 raise SchemaError(
                     f"column {name!r} in {path} has type {found}, expected a number "
                     "(float or integer); fix the writer of this file or leave it out"
                 )
-        if self.types is not None:
-            for name, expected, found in zip(self.columns, self.types, schema.types, strict=True):
-                if found != expected:
-                    raise SchemaError(
-                        f"column {name!r} in {path} has type {found} but the dataset's first "
-                        f"file has {expected}; rewrite the files with one schema"
-                    )
+            if self.types is not None and found != self.types[index]:
+                raise SchemaError(
+                    f"column {name!r} in {path} has type {found} but the dataset's first "
+                    f"file has {self.types[index]}; rewrite the files with one schema"
+                )
 
     def to_frame(self, table: pa.Table, path: str) -> pd.DataFrame:
         """Arrow-backed pandas columns: a view of the table, not a copy."""
         frame = table.to_pandas(types_mapper=pd.ArrowDtype)
         frame.attrs[SOURCE_ATTR] = path
         return frame
+
+
+def _corrupt(path: str, format: str, exc: BaseException) -> ReadError:
+    return ReadError(
+        f"cannot read {format} file {path}: {exc}; the file may be truncated or corrupt: "
+        "rewrite it or remove it from the dataset"
+    )
+
+
+def memory_budget() -> int:
+    """Bytes one partition may take: half the memory per worker thread.
+
+    On a Dask worker that is its ``memory_limit`` over its threads; elsewhere
+    (the threaded scheduler) the machine's memory over its cores.
+    """
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        limit = worker.memory_manager.memory_limit
+        if limit:
+            return int(limit) // max(worker.state.nthreads, 1) // 2
+    except (ImportError, ValueError):
+        pass
+    import psutil
+
+    return psutil.virtual_memory().total // (os.cpu_count() or 1) // 2
+
+
+def _check_fits(piece: Piece, needed: int) -> None:
+    budget = memory_budget()
+    if needed > budget:
+        raise DataError(
+            f"{piece} needs about {needed / 2**20:,.0f} MiB in memory to evaluate, more than "
+            f"the {budget / 2**20:,.0f} MiB a worker thread can spare; repartition the dataset "
+            "into smaller files or row groups (for example dask.dataframe.read_parquet(...)"
+            ".repartition(partition_size='128MiB').to_parquet(...)), or give workers more memory"
+        )

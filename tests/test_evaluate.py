@@ -281,3 +281,47 @@ def test_public_api():
     assert {"evaluate", "ErrorStats", "DasklossError", "EvaluationResult"} <= set(daskloss.__all__)
     assert all(hasattr(daskloss, name) for name in daskloss.__all__)
     assert callable(daskloss.evaluate)
+
+
+def test_large_file_is_split_between_row_groups(tmp_path, monkeypatch):
+    """A file larger than a piece becomes several partitions, same bits."""
+    monkeypatch.setattr("daskloss.dataset.PIECE_BYTES", 16_000)
+    FRAME.to_parquet(tmp_path / "big.parquet", index=False, row_group_size=250)
+    result = daskloss.evaluate(tmp_path, weight="w")
+    assert result.npartitions > 1 and len(result.files) == 1
+    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
+
+
+def test_piece_too_big_for_memory_is_refused(tmp_path, monkeypatch):
+    """A partition larger than a worker thread's memory is a clear error, not an OOM kill."""
+    monkeypatch.setattr("daskloss.dataset.memory_budget", lambda: 10_000)
+    FRAME.to_parquet(tmp_path / "one-group.parquet", index=False)
+    with pytest.raises(DataError, match=r"one-group\.parquet needs about .* repartition"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_memory_budget_follows_the_worker_limit(tmp_path):
+    """On a Dask worker the budget comes from its memory_limit."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    FRAME.to_parquet(tmp_path / "one-group.parquet", index=False)
+    no_pausing = {
+        "distributed.worker.memory.target": False,
+        "distributed.worker.memory.spill": False,
+        "distributed.worker.memory.pause": False,
+        "distributed.worker.memory.terminate": False,
+    }
+    with (
+        dask.config.set(no_pausing),
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=False,
+            memory_limit=40_000,
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster),
+        pytest.raises(DataError, match="MiB a worker thread can spare"),
+    ):
+        daskloss.evaluate(tmp_path)
