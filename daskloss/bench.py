@@ -600,7 +600,15 @@ def _method_table(report: dict[str, Any]) -> list[str]:
 
 
 def _notes(report: dict[str, Any]) -> list[str]:
-    lines = [""]
+    environment = report["environment"]
+    git = environment["git"]
+    before, after = environment["load_average"][0], environment["load_average_after"][0]
+    lines = [
+        "",
+        f"- daskloss at commit {git['commit'][:10] or 'unknown'}"
+        f"{' with uncommitted changes' if git['dirty'] else ''}; 1-minute load average "
+        f"{before:.2f} before, {after:.2f} after",
+    ]
     for name, entry in report["methods"].items():
         if entry.get("setup_seconds") is not None:
             lines.append(
@@ -629,10 +637,17 @@ def _notes(report: dict[str, Any]) -> list[str]:
 
 
 def _kernel_table(kernel: dict[str, Any]) -> list[str]:
-    lines = ["| in memory | rows | median (s) | ns/row |", "|---|---:|---:|---:|"]
+    lines = [
+        "| in memory | rows | median (s) | min (s) | ns/row (median) |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, entry in kernel.items():
-        seconds, per_row = entry["median_seconds"], entry["ns_per_row"]
-        lines.append(f"| {name} | {entry['rows']:,} | {seconds:.4f} | {per_row:.2f} |")
+        seconds, fastest, per_row = (
+            entry[k] for k in ("median_seconds", "min_seconds", "ns_per_row")
+        )
+        lines.append(
+            f"| {name} | {entry['rows']:,} | {seconds:.4f} | {fastest:.4f} | {per_row:.2f} |"
+        )
     return lines
 
 
@@ -673,6 +688,7 @@ def _environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
         "packages": versions,
         "git": _git_state(),
     }
@@ -820,6 +836,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report |= _time_methods(plan, methods) if methods else {"methods": {}, "checks": {}}
     report["skipped"] = skipped
     report["kernel"] = _kernel_report(plan) if plan.kernel else None
+    report["environment"]["load_average_after"] = os.getloadavg()
     if not plan.args.no_rss:
         for method in methods:
             _log(f"peak RSS of {method.name} in a fresh process ...")
