@@ -759,7 +759,6 @@ class _Plan:
 def _plan(argv: Sequence[str] | None) -> _Plan:
     parser = build_parser()
     args = parser.parse_args(argv)
-
     default = TINY_METHODS if args.tiny_files else METHODS
     names = args.only.split(",") if args.only else list(default)
     unknown = sorted(set(names) - set(METHODS))
