@@ -304,6 +304,7 @@ def parse_settings(
 
     ``source`` names the file in messages; ``origins`` maps dotted keys to
     where their value came from when not from the file (``"from --set ..."``).
+    A None value counts as absent, so the ``settings`` of a report parse back.
     """
     where = _Where(source, origins or {})
     if not isinstance(data, Mapping):
@@ -345,7 +346,7 @@ def _build(cls: type, table: Mapping[str, Any], section: str, where: _Where) -> 
     values = {}
     for name, spec in known.items():
         key = f"{section}.{name}"
-        if name in table:
+        if table.get(name) is not None:
             try:
                 values[name] = spec.metadata["check"](table[name])
             except _Invalid as exc:

@@ -1,10 +1,9 @@
 """The evaluation job: settings in, report out.
 
 :func:`run_job` strings the modules together in the one direction data
-flows: check the output path, open the dataset (listing files and checking
-columns before any cluster starts), connect to the scheduler, evaluate,
-build the report and write it. It knows nothing of command lines or exit
-codes (see :mod:`daskloss.cli`).
+flows: check that the report can be written (before any work), start or
+connect to the scheduler, evaluate, build the report and write it. It knows
+nothing of command lines or exit codes (see :mod:`daskloss.cli`).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from typing import Any
 
 from daskloss.cluster import connect
 from daskloss.config import Settings, redact_url, redacted
-from daskloss.dataset import open_dataset
 from daskloss.evaluate import evaluate
 from daskloss.progress import track_progress
 from daskloss.report import build_report, check_output_path, write_report
@@ -55,25 +53,18 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
         check_output_path(output.path)
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    dataset = open_dataset(
-        settings.dataset.path,
-        _column_names(settings),
-        format=settings.dataset.format,
-        storage_options=settings.dataset.storage_options,
-    )
-    _LOG.info(
-        "dataset: %d %s file(s) at %s", len(dataset.files), dataset.format, redact_url(dataset.path)
-    )
     with (
         connect(settings.cluster) as connection,
         track_progress(connection, interactive=interactive),
     ):
         result = evaluate(
-            dataset.frame,
+            settings.dataset.path,
             settings.columns.y_true,
             settings.columns.y_pred,
             settings.columns.weight,
             nan_policy=settings.evaluation.nan_policy,
+            format=settings.dataset.format,
+            storage_options=settings.dataset.storage_options,
             split_every=settings.evaluation.split_every,
         )
     duration = time.perf_counter() - clock
@@ -82,7 +73,6 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
     )
     report = build_report(
         result,
-        dataset,
         settings,
         scheduler=connection.scheduler,
         started=started,
@@ -93,8 +83,3 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
         write_report(report, output.path, output.storage_options)
         _LOG.info("report written to %s", redact_url(output.path))
     return report
-
-
-def _column_names(settings: Settings) -> list[str]:
-    columns = settings.columns
-    return [name for name in (columns.y_true, columns.y_pred, columns.weight) if name is not None]

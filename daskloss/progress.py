@@ -93,9 +93,8 @@ class _TrackedGet:
 
     def _log_until_done(self, futures: list[Any]) -> None:
         started = time.monotonic()
-        while True:
+        while not all(future.done() for future in futures):
             try:
                 wait(futures, timeout=self._interval)
-                return
             except TimeoutError:
                 _LOG.info("still evaluating, %.0f s elapsed", time.monotonic() - started)

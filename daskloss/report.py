@@ -50,7 +50,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 import daskloss
 from daskloss.config import Settings, redact_url, redacted, settings_digest
-from daskloss.dataset import Dataset
+from daskloss.dataset import _CSV_SUFFIXES
 from daskloss.errors import ConfigError
 from daskloss.evaluate import EvaluationResult
 
@@ -68,7 +68,6 @@ REPORT_VERSION = 1
 
 def build_report(
     result: EvaluationResult,
-    dataset: Dataset,
     settings: Settings,
     *,
     scheduler: str,
@@ -88,9 +87,9 @@ def build_report(
         "weight_sum": _json_number(metrics["weight_sum"]),
         "skipped_rows": result.skipped_rows,
         "dataset": {
-            "path": redact_url(dataset.path),
-            "format": dataset.format,
-            "files": len(dataset.files),
+            "path": redact_url(settings.dataset.path),
+            "format": _format_read(settings, result.files),
+            "files": len(result.files),
             "partitions": result.npartitions,
         },
         "columns": {
@@ -112,6 +111,13 @@ def build_report(
         "config_digest": settings_digest(settings),
         "settings": redacted(settings),
     }
+
+
+def _format_read(settings: Settings, files: tuple[str, ...]) -> str:
+    """The configured format, else the one :func:`~daskloss.dataset.open_dataset` inferred."""
+    if settings.dataset.format is not None:
+        return settings.dataset.format
+    return "csv" if files and all(f.lower().endswith(_CSV_SUFFIXES) for f in files) else "parquet"
 
 
 def _json_number(value: float | int) -> float | int | None:

@@ -1,0 +1,303 @@
+"""Job config: validation up front, one-line errors naming the key, layered overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from daskloss import METRIC_NAMES, ConfigError
+from daskloss.config import (
+    ClusterSettings,
+    load_settings,
+    parse_settings,
+    redacted,
+    settings_digest,
+)
+from tests._helpers import toml_text
+
+REPO = Path(__file__).resolve().parents[1]
+MINIMAL = {
+    "dataset": {"path": "s3://bucket/preds/"},
+    "columns": {"y_true": "y", "y_pred": "p"},
+}
+
+
+def _config_file(tmp_path: Path, **sections: dict) -> Path:
+    data = {name: dict(table) for name, table in MINIMAL.items()}
+    for name, table in sections.items():
+        data[name] = {**data.get(name, {}), **table}
+    path = tmp_path / "job.toml"
+    path.write_text(toml_text(data))
+    return path
+
+
+def _error(data: dict, **kwargs) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(data, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def _with(section: str, **values) -> dict:
+    data = {name: dict(table) for name, table in MINIMAL.items()}
+    data[section] = {**data.get(section, {}), **values}
+    return data
+
+
+def test_example_configs_load():
+    """Both shipped configs are valid."""
+    for name in ("example.toml", "cluster.toml"):
+        settings = load_settings(REPO / "configs" / name, environ={})
+        assert settings.columns.weight == "weight"
+
+
+def test_defaults_fill_optional_sections():
+    """Only [dataset] and [columns] are required; the rest has defaults."""
+    settings = parse_settings(MINIMAL)
+    assert settings.evaluation.nan_policy == "error"
+    assert settings.evaluation.metrics == METRIC_NAMES
+    assert settings.output.path is None
+    assert settings.cluster == ClusterSettings()
+
+
+def test_wrong_type_names_key_and_value():
+    """A value of the wrong type is a one-line error naming the key and the value."""
+    message = _error(_with("columns", y_pred=3))
+    assert message.startswith("config key 'columns.y_pred': expected a string, got 3")
+
+
+def test_unknown_key_names_key():
+    """A misspelt key is rejected, naming it and the accepted keys."""
+    message = _error(_with("columns", y_prde="p"))
+    assert "config key 'columns.y_prde': unknown key" in message
+    assert "y_pred" in message
+
+
+def test_unknown_section_names_section():
+    """An unknown table is rejected, naming it."""
+    assert "config key 'colums': unknown section" in _error({**MINIMAL, "colums": {}})
+
+
+def test_missing_required_key_names_key():
+    """A missing required key is named, with where to set it."""
+    message = _error({"dataset": {"path": "x"}, "columns": {"y_true": "y"}})
+    assert "config key 'columns.y_pred': required but missing" in message
+
+
+def test_missing_required_section_names_its_first_key():
+    """A missing [dataset] table reports its required key."""
+    assert "config key 'dataset.path'" in _error({"columns": MINIMAL["columns"]})
+
+
+def test_section_that_is_not_a_table_names_key():
+    """A section given as a scalar is rejected."""
+    assert "config key 'output': expected a table" in _error({**MINIMAL, "output": "x.json"})
+
+
+def test_bad_nan_policy_names_key_and_choices():
+    """nan_policy must be 'error' or 'skip'."""
+    message = _error(_with("evaluation", nan_policy="ignore"))
+    assert "config key 'evaluation.nan_policy': expected one of 'error', 'skip'" in message
+
+
+def test_bad_metric_name_names_key_and_metric():
+    """An unknown metric name is named along with the valid ones."""
+    message = _error(_with("evaluation", metrics=["mse", "msee"]))
+    assert "config key 'evaluation.metrics'" in message
+    assert "got 'msee'" in message
+
+
+def test_duplicate_metric_is_rejected():
+    """Each metric may be listed once."""
+    assert "each metric name once" in _error(_with("evaluation", metrics=["mse", "mse"]))
+
+
+def test_boolean_is_not_an_integer():
+    """TOML true is not accepted where a count is expected."""
+    assert "config key 'cluster.n_workers'" in _error(_with("cluster", n_workers=True))
+
+
+def test_bad_format_names_key():
+    """dataset.format must be parquet or csv."""
+    assert "config key 'dataset.format'" in _error(_with("dataset", format="orc"))
+
+
+def test_invalid_toml_is_config_error(tmp_path):
+    """A TOML syntax error is a ConfigError naming the file."""
+    path = tmp_path / "bad.toml"
+    path.write_text("[dataset\npath = 1\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml is not valid TOML"):
+        load_settings(path, environ={})
+
+
+def test_missing_file_is_config_error(tmp_path):
+    """A config file that does not exist is a ConfigError."""
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_error_says_where_the_value_came_from(tmp_path):
+    """A bad value from --set is reported as coming from --set."""
+    with pytest.raises(ConfigError, match=r"\(from --set columns.y_pred\)"):
+        load_settings(_config_file(tmp_path), overrides=["columns.y_pred=3"], environ={})
+
+
+def test_secret_values_are_not_echoed_in_errors():
+    """A wrongly typed storage_options value is described by its type only."""
+    message = _error(_with("dataset", storage_options="AKIA-SECRET"))
+    assert "AKIA-SECRET" not in message
+    assert "got str" in message
+
+
+def test_set_reads_toml_values(tmp_path):
+    """--set values are parsed as TOML: integers, lists, booleans, inline tables."""
+    settings = load_settings(
+        _config_file(tmp_path),
+        overrides=[
+            "cluster.n_workers=3",
+            'evaluation.metrics=["mse", "r2"]',
+            "dataset.storage_options={anon = true}",
+        ],
+        environ={},
+    )
+    assert settings.cluster.n_workers == 3
+    assert settings.evaluation.metrics == ("mse", "r2")
+    assert dict(settings.dataset.storage_options) == {"anon": True}
+
+
+def test_set_falls_back_to_strings(tmp_path):
+    """A --set value that is not TOML is taken as a plain string."""
+    settings = load_settings(
+        _config_file(tmp_path), overrides=["evaluation.nan_policy=skip"], environ={}
+    )
+    assert settings.evaluation.nan_policy == "skip"
+
+
+def test_set_reaches_nested_storage_options(tmp_path):
+    """Dotted --set keys go into nested tables."""
+    settings = load_settings(
+        _config_file(tmp_path),
+        overrides=["dataset.storage_options.client_kwargs.region_name=eu-west-1"],
+        environ={},
+    )
+    assert settings.dataset.storage_options["client_kwargs"] == {"region_name": "eu-west-1"}
+
+
+def test_set_without_equals_is_config_error(tmp_path):
+    """--set needs KEY=VALUE."""
+    with pytest.raises(ConfigError, match="--set expects KEY=VALUE"):
+        load_settings(_config_file(tmp_path), overrides=["columns.y_pred"], environ={})
+
+
+def test_set_inside_a_scalar_is_config_error(tmp_path):
+    """--set cannot descend into a key that holds a scalar."""
+    with pytest.raises(ConfigError, match=r"'dataset\.path' is 's3://bucket/preds/', not a table"):
+        load_settings(_config_file(tmp_path), overrides=["dataset.path.x=1"], environ={})
+
+
+def test_address_defaults_to_embedded(tmp_path):
+    """With no address anywhere, the embedded default ("") is used."""
+    assert load_settings(_config_file(tmp_path), environ={}).cluster.address == ""
+
+
+def test_file_overrides_default(tmp_path):
+    """The config file's address beats the default."""
+    path = _config_file(tmp_path, cluster={"address": "tcp://file:1"})
+    assert load_settings(path, environ={}).cluster.address == "tcp://file:1"
+
+
+def test_environment_overrides_file(tmp_path):
+    """DASKLOSS_SCHEDULER beats the config file."""
+    path = _config_file(tmp_path, cluster={"address": "tcp://file:1"})
+    settings = load_settings(path, environ={"DASKLOSS_SCHEDULER": "tcp://env:1"})
+    assert settings.cluster.address == "tcp://env:1"
+
+
+def test_dask_scheduler_address_is_read(tmp_path):
+    """DASK_SCHEDULER_ADDRESS sets the address too."""
+    settings = load_settings(
+        _config_file(tmp_path), environ={"DASK_SCHEDULER_ADDRESS": "tcp://dask:1"}
+    )
+    assert settings.cluster.address == "tcp://dask:1"
+
+
+def test_daskloss_variable_beats_dask_variable(tmp_path):
+    """DASKLOSS_SCHEDULER wins over DASK_SCHEDULER_ADDRESS."""
+    environ = {"DASK_SCHEDULER_ADDRESS": "tcp://dask:1", "DASKLOSS_SCHEDULER": "tcp://ours:1"}
+    assert load_settings(_config_file(tmp_path), environ=environ).cluster.address == "tcp://ours:1"
+
+
+def test_empty_variable_counts_as_unset(tmp_path):
+    """An empty DASKLOSS_SCHEDULER leaves the file's address."""
+    path = _config_file(tmp_path, cluster={"address": "tcp://file:1"})
+    assert load_settings(path, environ={"DASKLOSS_SCHEDULER": ""}).cluster.address == "tcp://file:1"
+
+
+def test_set_overrides_environment(tmp_path):
+    """--set beats the environment."""
+    settings = load_settings(
+        _config_file(tmp_path),
+        overrides=["cluster.address=tcp://set:1"],
+        environ={"DASKLOSS_SCHEDULER": "tcp://env:1"},
+    )
+    assert settings.cluster.address == "tcp://set:1"
+
+
+def test_scheduler_flag_overrides_set(tmp_path):
+    """--scheduler beats --set cluster.address, and "" selects the embedded default."""
+    path = _config_file(tmp_path)
+    flagged = load_settings(
+        path, overrides=["cluster.address=tcp://set:1"], scheduler="", environ={}
+    )
+    assert flagged.cluster.address == ""
+
+
+def test_output_flag_overrides_file(tmp_path):
+    """--output beats output.path from the file."""
+    path = _config_file(tmp_path, output={"path": "s3://b/file.json"})
+    settings = load_settings(path, output="s3://b/flag.json", environ={})
+    assert settings.output.path == "s3://b/flag.json"
+
+
+def test_relative_paths_resolve_against_working_directory(tmp_path, monkeypatch):
+    """Relative local paths become absolute against the current directory, not the file's."""
+    path = _config_file(tmp_path, dataset={"path": "data/"}, output={"path": "out/r.json"})
+    monkeypatch.chdir(tmp_path.parent)
+    settings = load_settings(path, environ={})
+    assert settings.dataset.path == os.path.join(tmp_path.parent, "data")
+    assert settings.output.path == os.path.join(tmp_path.parent, "out", "r.json")
+
+
+def test_urls_are_kept_as_given():
+    """fsspec URLs are not resolved."""
+    assert parse_settings(MINIMAL).dataset.path == "s3://bucket/preds/"
+
+
+def test_redacted_hides_secrets():
+    """Secret-looking storage options and URL passwords are hidden; others are kept."""
+    options = {"key": "AK", "secret": "S", "client_kwargs": {"endpoint_url": "http://h"}}
+    data = _with("dataset", path="ftp://user:pw@host/preds/", storage_options=options)
+    shown = redacted(parse_settings(data))["dataset"]
+    assert shown["storage_options"] == {
+        "key": "***",
+        "secret": "***",
+        "client_kwargs": {"endpoint_url": "http://h"},
+    }
+    assert shown["path"] == "ftp://user:***@host/preds/"
+
+
+def test_repr_hides_storage_options():
+    """Settings' repr (as in logs and tracebacks) leaves storage options out."""
+    settings = parse_settings(_with("dataset", storage_options={"secret": "S3CR3T"}))
+    assert "S3CR3T" not in repr(settings)
+
+
+def test_digest_ignores_key_order_and_secrets():
+    """Equal settings give equal digests; secrets do not enter it."""
+    first = parse_settings(_with("dataset", storage_options={"secret": "a", "anon": False}))
+    second = parse_settings(_with("dataset", storage_options={"anon": False, "secret": "b"}))
+    assert settings_digest(first) == settings_digest(second)
+    assert settings_digest(first) != settings_digest(parse_settings(MINIMAL))

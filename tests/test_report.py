@@ -1,0 +1,192 @@
+"""The JSON report: its schema, NaN as null, the human table, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import UTC, datetime, timedelta
+
+import dask.dataframe as dd
+import fsspec
+import pandas as pd
+import pytest
+
+import daskloss
+from daskloss import ConfigError
+from daskloss.config import parse_settings, settings_digest
+from daskloss.report import (
+    REPORT_VERSION,
+    build_report,
+    check_output_path,
+    format_table,
+    render_json,
+    write_report,
+)
+from tests._helpers import SAMPLE_FILES, SAMPLE_ROWS, job_config, sample_dataset
+
+TOP_KEYS = [
+    "report_version",
+    "metrics",
+    "count",
+    "weight_sum",
+    "skipped_rows",
+    "dataset",
+    "columns",
+    "nan_policy",
+    "scheduler",
+    "started_at",
+    "finished_at",
+    "duration_seconds",
+    "versions",
+    "config_digest",
+    "settings",
+]
+STARTED = datetime(2025, 1, 31, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return sample_dataset(tmp_path_factory)
+
+
+def _report(dataset_path, **sections):
+    settings = parse_settings(job_config(dataset_path, "unused.json", **sections))
+    result = daskloss.evaluate(settings.dataset.path, weight="weight")
+    return build_report(
+        result,
+        settings,
+        scheduler="threads",
+        started=STARTED,
+        finished=STARTED + timedelta(seconds=1.5),
+        duration=1.5,
+    )
+
+
+def test_report_keys_in_order(sample):
+    """Version 1 has these top-level keys, in this order."""
+    assert list(_report(sample)) == TOP_KEYS
+
+
+def test_report_describes_the_run(sample):
+    """The report names the dataset, its files and partitions, and the run."""
+    report = _report(sample)
+    assert report["report_version"] == REPORT_VERSION == 1
+    assert report["dataset"] == {
+        "path": str(sample),
+        "format": "parquet",
+        "files": SAMPLE_FILES,
+        "partitions": SAMPLE_FILES,
+    }
+    assert report["count"] == report["metrics"]["count"] == SAMPLE_ROWS
+    assert report["columns"] == {"y_true": "y_true", "y_pred": "y_pred", "weight": "weight"}
+    assert set(report["versions"]) == {"daskloss", "dask", "distributed", "python"}
+
+
+def test_times_are_utc_iso_8601(sample):
+    """Start and end are UTC ISO-8601 with a Z; the duration is in seconds."""
+    report = _report(sample)
+    assert report["started_at"] == "2025-01-31T12:00:00.000Z"
+    assert report["finished_at"] == "2025-01-31T12:00:01.500Z"
+    assert report["duration_seconds"] == 1.5
+
+
+def test_only_configured_metrics_are_reported(sample):
+    """evaluation.metrics chooses the metrics, in the configured order."""
+    report = _report(sample, evaluation={"metrics": ["rmse", "mse"]})
+    assert list(report["metrics"]) == ["rmse", "mse"]
+
+
+def test_digest_is_that_of_the_settings(sample):
+    """config_digest is the digest of the resolved settings the report holds."""
+    report = _report(sample)
+    settings = parse_settings(report["settings"])
+    assert report["config_digest"] == settings_digest(settings)
+
+
+def test_undefined_metric_is_null():
+    """A NaN metric (R² of a constant target) is written as null: strict JSON."""
+    frame = pd.DataFrame({"y_true": [1.0, 1.0], "y_pred": [0.0, 2.0]})
+    result = daskloss.evaluate(dd.from_pandas(frame, npartitions=1))
+    settings = parse_settings(job_config("x", "y", columns={"weight": "w"}))
+    report = build_report(
+        result,
+        settings,
+        scheduler="threads",
+        started=STARTED,
+        finished=STARTED,
+        duration=0,
+    )
+    assert math.isnan(result.metrics["r2"])
+    assert json.loads(render_json(report))["metrics"]["r2"] is None
+
+
+def test_json_floats_round_trip(sample):
+    """Every float in the JSON text parses back to the very same float64."""
+    report = _report(sample)
+    assert json.loads(render_json(report))["metrics"] == report["metrics"]
+
+
+def test_table_lists_every_metric(sample):
+    """The human table has one line per reported metric, at full precision."""
+    report = _report(sample)
+    table = format_table(report)
+    for name, value in report["metrics"].items():
+        assert f"{name}" in table and repr(value) in table
+
+
+def test_write_report_writes_the_json(tmp_path):
+    """write_report leaves exactly the rendered JSON at the path."""
+    target = tmp_path / "report.json"
+    write_report({"report_version": 1, "metrics": {"mse": 0.1}}, str(target))
+    assert json.loads(target.read_text()) == {"report_version": 1, "metrics": {"mse": 0.1}}
+    assert os.listdir(tmp_path) == ["report.json"]
+
+
+def test_failed_serialisation_keeps_previous_report(tmp_path, monkeypatch):
+    """If rendering fails, the previous report is intact and no temporary file is left."""
+    target = tmp_path / "report.json"
+    target.write_text('{"old": true}\n')
+
+    def broken(*args, **kwargs):
+        raise TypeError("cannot serialise")
+
+    monkeypatch.setattr(json, "dumps", broken)
+    with pytest.raises(TypeError):
+        write_report({"report_version": 1}, str(target))
+    assert target.read_text() == '{"old": true}\n'
+    assert os.listdir(tmp_path) == ["report.json"]
+
+
+def test_failed_write_midway_keeps_previous_report(tmp_path, monkeypatch):
+    """If the disk write fails after part of the file, the previous report survives whole."""
+    target = tmp_path / "report.json"
+    target.write_text('{"old": true}\n')
+
+    def failing_fsync(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space left"):
+        write_report({"report_version": 1, "metrics": {"mse": 1.0}}, str(target))
+    assert target.read_text() == '{"old": true}\n'
+    assert os.listdir(tmp_path) == ["report.json"]
+
+
+def test_write_report_to_fsspec_url():
+    """A URL is written through fsspec in one piece."""
+    write_report({"report_version": 1}, "memory://reports/run-1.json")
+    with fsspec.open("memory://reports/run-1.json", "r") as handle:
+        assert json.load(handle) == {"report_version": 1}
+
+
+def test_check_output_path_creates_directories(tmp_path):
+    """Missing parent directories of the report are created before the run."""
+    check_output_path(str(tmp_path / "a" / "b" / "report.json"))
+    assert (tmp_path / "a" / "b").is_dir()
+
+
+def test_check_output_path_rejects_a_directory(tmp_path):
+    """A report path that is a directory is a config error."""
+    with pytest.raises(ConfigError, match="is a directory"):
+        check_output_path(str(tmp_path))
