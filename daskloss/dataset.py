@@ -57,12 +57,24 @@ class Piece:
 
 @dataclass(frozen=True)
 class Dataset:
-    """An opened dataset: the lazy frame and what it was made from."""
+    """An opened dataset: its files cut into pieces, and the reader for a piece."""
 
-    frame: dd.DataFrame
     path: str
     format: FileFormat
     files: tuple[str, ...]
+    pieces: tuple[Piece, ...]
+    reader: _FileReader
+
+    def read(self, piece: Piece) -> pa.Table:
+        """The needed columns of one piece as an Arrow table, checked."""
+        return self.reader.read(piece)
+
+    def to_frame(self) -> dd.DataFrame:
+        """The dataset as a lazy Dask DataFrame, one partition per piece."""
+        meta = self.reader.to_frame(self.reader.schema(self.files[0]).empty_table(), self.path)
+        return dd.from_map(
+            self.reader, self.pieces, meta=meta, label="daskloss-read", enforce_metadata=False
+        )
 
 
 def open_dataset(
@@ -72,7 +84,11 @@ def open_dataset(
     format: FileFormat | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> Dataset:
-    """Open the files at ``path`` as a Dask DataFrame holding only ``columns``.
+    """List and check the files at ``path``, to read only ``columns`` from them.
+
+    Only the first file's schema (a Parquet footer or a CSV header) and the
+    footers of large Parquet files are read here; every other check happens
+    as each piece is read.
 
     Parameters
     ----------
@@ -98,8 +114,8 @@ def open_dataset(
     Examples
     --------
     >>> ds = open_dataset("sample/", ["y_true", "y_pred"])  # doctest: +SKIP
-    >>> ds.frame.npartitions  # doctest: +SKIP
-    8
+    >>> len(ds.pieces), ds.to_frame().npartitions  # doctest: +SKIP
+    (8, 8)
     """
     fs, files = _list_files(path, dict(storage_options or {}))
     names = [name for name, _ in files]
@@ -110,10 +126,8 @@ def open_dataset(
     reader = _FileReader(fs=fs, columns=tuple(columns), format=format, types=None)
     schema = reader.schema(names[0])
     reader = _FileReader(fs, tuple(columns), format, tuple(schema.types))
-    pieces = [piece for name, size in files for piece in reader.pieces(name, size)]
-    meta = reader.to_frame(schema.empty_table(), names[0])
-    frame = dd.from_map(reader, pieces, meta=meta, label="daskloss-read", enforce_metadata=False)
-    return Dataset(frame=frame, path=_display(path), format=format, files=tuple(names))
+    pieces = tuple(piece for name, size in files for piece in reader.pieces(name, size))
+    return Dataset(_display(path), format, tuple(names), pieces, reader)
 
 
 def _display(path: Any) -> str:

@@ -157,17 +157,28 @@ def new_bins(count: int = 1) -> np.ndarray:
 
 @njit(nogil=True, cache=True)
 def _bins_to_bytes(bins):
-    """Little-endian bytes of ``sum(bins[i] * 2**i)`` (128-bit bins, carries kept)."""
-    nbits = bins.shape[0] + 130
+    """``(data, first)``: ``sum(bins[i] * 2**i) == int.from_bytes(data, "little") << first``.
+
+    Bins are 128-bit; only the span from the first to the last non-zero bin
+    is converted, carries kept exactly.
+    """
+    first = 0
+    while first < bins.shape[0] and bins[first, 0] == _U0 and bins[first, 1] == _U0:
+        first += 1
+    if first == bins.shape[0]:
+        return np.zeros(0, np.uint8), 0
+    first &= ~7  # start on a whole byte
+    last = bins.shape[0] - 1
+    while bins[last, 0] == _U0 and bins[last, 1] == _U0:
+        last -= 1
+    nbits = last + 1 - first + 130
     out = np.zeros((nbits + 7) // 8, np.uint8)
     carry_low = _U0
     carry_high = _U0
     for i in range(nbits):
-        if i < bins.shape[0]:
-            low = bins[i, 0]
-            high = bins[i, 1]
-            if low == _U0 and high == _U0 and carry_low == _U0 and carry_high == _U0:
-                continue
+        if first + i <= last:
+            low = bins[first + i, 0]
+            high = bins[first + i, 1]
             total = carry_low + low
             carry_high += high + (_U1 if total < low else _U0)
             carry_low = total
@@ -175,12 +186,13 @@ def _bins_to_bytes(bins):
             out[i >> 3] |= np.uint8(1 << (i & 7))
         carry_low = (carry_low >> _U1) | (carry_high << np.uint64(63))
         carry_high >>= _U1
-    return out
+    return out, first
 
 
 def bins_to_int(bins: np.ndarray) -> int:
     """The exact value of one accumulator, an integer in units of ``2**-FRACTION_BITS``."""
-    return int.from_bytes(_bins_to_bytes(bins).tobytes(), "little")
+    data, first = _bins_to_bytes(bins)
+    return int.from_bytes(data.tobytes(), "little") << first
 
 
 @njit(nogil=True, cache=True)
