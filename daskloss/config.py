@@ -16,7 +16,7 @@ A job config is a TOML file with five tables (only ``[dataset]`` and
     [evaluation]
     nan_policy = "error"        # "error" or "skip"
     metrics = ["mse", "rmse"]   # subset of daskloss.METRIC_NAMES; omitted = all
-    split_every = 8             # fan-in of the merge tree; omitted = Dask's default
+    split_every = 8             # fan-in of the merge tree; omitted = the library default
 
     [output]
     path = "report.json"        # local path or fsspec URL; omitted = no report file
@@ -277,8 +277,9 @@ def load_settings(
 
     Examples
     --------
-    >>> settings = load_settings("configs/example.toml", overrides=["evaluation.metrics=['mse']"])
-    ... # doctest: +SKIP
+    >>> settings = load_settings("configs/example.toml", overrides=["cluster.n_workers=2"])
+    >>> settings.cluster.n_workers, settings.dataset.path  # doctest: +ELLIPSIS
+    (2, '.../sample')
     """
     source = os.fspath(path)
     data = _read_toml(source)

@@ -14,7 +14,7 @@ Report format, version 1 (a JSON object; keys in this order)::
     scheduler         "threads", "local-cluster" or the scheduler address
     started_at        UTC ISO-8601, e.g. "2025-01-31T12:00:00.000Z"
     finished_at       UTC ISO-8601
-    duration_seconds  wall time of the evaluation
+    duration_seconds  wall time of the evaluation, starting or connecting to the cluster included
     versions          {daskloss, dask, distributed, python}
     config_digest     "sha256:..." of the canonical resolved settings (secrets redacted)
     settings          the resolved settings, secrets redacted
