@@ -51,9 +51,11 @@ class EvaluationResult:
     skipped_rows : int
         Rows left out under ``nan_policy='skip'``.
     npartitions : int
-        Partitions of the evaluated Dask DataFrame.
+        Partitions evaluated (pieces of files, or DataFrame partitions).
     files : tuple of str
         The files read (empty when a DataFrame was passed in).
+    format : {'parquet', 'csv'} or None
+        The file format read, given or inferred (None for a DataFrame).
     """
 
     metrics: dict[str, float | int]
@@ -61,6 +63,7 @@ class EvaluationResult:
     skipped_rows: int
     npartitions: int
     files: tuple[str, ...] = field(default=())
+    format: FileFormat | None = None
 
 
 def evaluate(
@@ -118,11 +121,11 @@ def evaluate(
     if isinstance(source, dd.DataFrame):
         frame = _select_columns(source, wanted)
         lazy = reduce_stats(frame, columns, nan_policy=nan_policy, split_every=split_every)
-        npartitions, files = frame.npartitions, ()
+        npartitions, files, read_format = frame.npartitions, (), None
     else:
         dataset = open_dataset(source, wanted, format=format, storage_options=storage_options)
         lazy = reduce_dataset(dataset, columns, nan_policy=nan_policy, split_every=split_every)
-        npartitions, files = len(dataset.pieces), dataset.files
+        npartitions, files, read_format = len(dataset.pieces), dataset.files, dataset.format
     stats = lazy.compute()
     _check_result(stats)
     return EvaluationResult(
@@ -131,6 +134,7 @@ def evaluate(
         skipped_rows=stats.skipped_rows,
         npartitions=npartitions,
         files=files,
+        format=read_format,
     )
 
 

@@ -50,7 +50,6 @@ from fsspec.implementations.local import LocalFileSystem
 
 import daskloss
 from daskloss.config import Settings, redact_url, redacted, settings_digest
-from daskloss.dataset import _CSV_SUFFIXES
 from daskloss.errors import ConfigError
 from daskloss.evaluate import EvaluationResult
 
@@ -88,7 +87,7 @@ def build_report(
         "skipped_rows": result.skipped_rows,
         "dataset": {
             "path": redact_url(settings.dataset.path),
-            "format": _format_read(settings, result.files),
+            "format": result.format,
             "files": len(result.files),
             "partitions": result.npartitions,
         },
@@ -111,13 +110,6 @@ def build_report(
         "config_digest": settings_digest(settings),
         "settings": redacted(settings),
     }
-
-
-def _format_read(settings: Settings, files: tuple[str, ...]) -> str:
-    """The configured format, else the one :func:`~daskloss.dataset.open_dataset` inferred."""
-    if settings.dataset.format is not None:
-        return settings.dataset.format
-    return "csv" if files and all(f.lower().endswith(_CSV_SUFFIXES) for f in files) else "parquet"
 
 
 def _json_number(value: float | int) -> float | int | None:
