@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import CancelledError
 from datetime import UTC, datetime
 from typing import Any
+
+from distributed import KilledWorker
+from distributed.comm import CommClosedError
 
 from daskloss.cluster import connect
 from daskloss.config import Settings, redact_url, redacted
@@ -22,6 +26,17 @@ from daskloss.report import build_report, check_output_path, write_report
 __all__ = ["run_job"]
 
 _LOG = logging.getLogger(__name__)
+#: What Dask raises when the cluster fails under a computation: the scheduler
+#: connection is lost (futures cancelled), or workers keep dying on a task.
+_CLUSTER_FAILURES: tuple[type[BaseException], ...] = (
+    CancelledError,
+    KilledWorker,
+    CommClosedError,
+)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
@@ -57,16 +72,24 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
         connect(settings.cluster) as connection,
         track_progress(connection, interactive=interactive),
     ):
-        result = evaluate(
-            settings.dataset.path,
-            settings.columns.y_true,
-            settings.columns.y_pred,
-            settings.columns.weight,
-            nan_policy=settings.evaluation.nan_policy,
-            format=settings.dataset.format,
-            storage_options=settings.dataset.storage_options,
-            split_every=settings.evaluation.split_every,
-        )
+        try:
+            result = evaluate(
+                settings.dataset.path,
+                settings.columns.y_true,
+                settings.columns.y_pred,
+                settings.columns.weight,
+                nan_policy=settings.evaluation.nan_policy,
+                format=settings.dataset.format,
+                storage_options=settings.dataset.storage_options,
+                split_every=settings.evaluation.split_every,
+            )
+        except _CLUSTER_FAILURES as exc:
+            raise ConnectionError(
+                f"lost the Dask cluster ({connection.scheduler}) during the run: "
+                f"{type(exc).__name__}: {_first_line(exc)}; no report was written. Tasks of a "
+                "dead worker are retried on others (distributed.scheduler.allowed-failures); "
+                "re-run the job once the cluster is healthy"
+            ) from exc
     duration = time.perf_counter() - clock
     _LOG.info(
         "evaluated %d rows in %.2f s on %s", result.stats.count, duration, connection.scheduler

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 
 import dask
 import pytest
-from distributed import Client
 
 import daskloss
 from daskloss.cluster import Connection, connect
 from daskloss.config import ClusterSettings
 from daskloss.progress import track_progress
 from tests._helpers import job_config, run_cli, sample_dataset, write_config
-from tests.conftest import free_port
+from tests.conftest import dask_processes, free_port
 
 
 @pytest.fixture(scope="module")
@@ -26,55 +23,9 @@ def sample(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scheduler_address(tmp_path_factory):
-    """A Dask scheduler and two workers, each a separate process on 127.0.0.1.
-
-    Should pytest be killed before the finalizer runs, the scheduler exits
-    after 5 idle minutes and the workers 30 s after losing it.
-    """
-    logs = tmp_path_factory.mktemp("dask-logs")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    local = ["--host", "127.0.0.1", "--no-dashboard"]
-    commands = {
-        "scheduler": ["scheduler", *local, "--port", str(port), "--idle-timeout", "300"],
-        **{
-            f"worker-{index}": [
-                "worker",
-                address,
-                *local,
-                "--nthreads",
-                "1",
-                "--no-nanny",
-                "--death-timeout",
-                "30",
-            ]
-            for index in range(2)
-        },
-    }
-    processes = []
-    try:
-        for name, args in commands.items():
-            with open(logs / f"{name}.log", "w") as log:
-                processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "dask", *args],
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        cwd=logs,
-                    )
-                )
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
+    """A Dask scheduler and two workers, each a separate process on 127.0.0.1."""
+    with dask_processes(2, tmp_path_factory.mktemp("dask-logs")) as (address, _):
         yield address
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def test_embedded_default_runs_on_threads():

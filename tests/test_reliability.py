@@ -1,0 +1,124 @@
+"""The job end to end under what clusters and pipelines do: object stores, lost clusters,
+re-partitioned data. Nothing may change a reported number or leave a partial report."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests._helpers import job_config, run_cli, sample_dataset, write_config
+from tests.conftest import dask_processes
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return sample_dataset(tmp_path_factory)
+
+
+def _metrics_text(report_path) -> str:
+    """The report's metrics exactly as written (the bytes a pipeline would read)."""
+    return json.dumps(json.loads(report_path.read_text())["metrics"], sort_keys=True)
+
+
+@pytest.mark.s3
+def test_s3_dataset_in_s3_report_out(sample, s3_bucket, tmp_path, capsys):
+    """Read s3://bucket/prefix/ and write the report to s3://: same metrics as local."""
+    fs, bucket, options = s3_bucket["fs"], s3_bucket["bucket"], s3_bucket["storage_options"]
+    for path in sorted(sample.iterdir()):
+        fs.put_file(str(path), f"{bucket}/preds/{path.name}")
+    local = write_config(tmp_path / "local.toml", job_config(sample, tmp_path / "local.json"))
+    assert run_cli(["evaluate", str(local)], capsys).code == 0
+    remote = job_config(
+        f"s3://{bucket}/preds/",
+        f"s3://{bucket}/reports/run.json",
+        dataset={"storage_options": options},
+        output={"storage_options": options},
+    )
+    run = run_cli(["evaluate", str(write_config(tmp_path / "s3.toml", remote))], capsys)
+    assert run.code == 0, run.err
+    fs.invalidate_cache()
+    written = fs.cat_file(f"{bucket}/reports/run.json").decode()
+    assert options["secret"] not in written
+    remote_metrics = json.dumps(json.loads(written)["metrics"], sort_keys=True)
+    assert remote_metrics == _metrics_text(tmp_path / "local.json")
+
+
+@pytest.mark.cluster
+def test_cluster_lost_mid_run_exits_4_without_a_report(tmp_path, capsys):
+    """When the whole cluster dies during a run: exit code 4, one line, no report file."""
+    from distributed import Client
+
+    data = tmp_path / "many"
+    data.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(400):
+        y_true = rng.normal(size=2000)
+        columns = {"y_true": y_true, "y_pred": y_true + 1.0, "weight": np.ones(2000)}
+        pq.write_table(pa.table(columns), data / f"part-{i:04d}.parquet")
+    report = tmp_path / "report.json"
+    config = write_config(
+        tmp_path / "job.toml",
+        job_config(data, report, cluster={"connect_timeout": 5}),
+    )
+    with dask_processes(2, tmp_path) as (address, processes), Client(address) as watcher:
+        outcome = {}
+        job = threading.Thread(
+            target=lambda: outcome.update(
+                run=run_cli(["evaluate", str(config), "--scheduler", address], capsys)
+            )
+        )
+        job.start()
+        deadline = time.monotonic() + 60
+        while not any(watcher.processing().values()):
+            assert time.monotonic() < deadline, "the job never started on the cluster"
+            time.sleep(0.01)
+        for process in processes:
+            process.send_signal(signal.SIGKILL)
+        job.join(timeout=120)
+    assert not job.is_alive(), "the job hung after its cluster died"
+    run = outcome["run"]
+    assert run.code == 4, run.err
+    assert "lost the Dask cluster" in run.err and "no report was written" in run.err
+    assert "Traceback" not in run.err and len(run.err.strip().splitlines()) == 1
+    assert not report.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("report")] == []
+
+
+@pytest.mark.cluster
+def test_same_bytes_on_threads_one_worker_two_workers_and_rewritten_files(sample, tmp_path, capsys):
+    """Embedded default, 1 and 2 workers, and the rows rewritten as 7 files: same metric bytes."""
+    rewritten = tmp_path / "rewritten"
+    rewritten.mkdir()
+    table = pq.read_table(sample)
+    order = np.random.default_rng(0).permutation(table.num_rows)
+    shuffled = table.take(order)
+    bounds = np.linspace(0, table.num_rows, 8).astype(int)
+    for i in range(7):
+        pq.write_table(
+            shuffled.slice(bounds[i], bounds[i + 1] - bounds[i]), rewritten / f"p{i}.parquet"
+        )
+    texts = {}
+    runs = {"threads": (sample, None), "rewritten": (rewritten, None)}
+    for name, (data, _) in runs.items():
+        config = write_config(
+            tmp_path / f"{name}.toml", job_config(data, tmp_path / f"{name}.json")
+        )
+        assert run_cli(["evaluate", str(config)], capsys).code == 0
+        texts[name] = _metrics_text(tmp_path / f"{name}.json")
+    for workers in (1, 2):
+        name = f"{workers}-workers"
+        config = write_config(
+            tmp_path / f"{name}.toml", job_config(sample, tmp_path / f"{name}.json")
+        )
+        with dask_processes(workers, tmp_path) as (address, _):
+            run = run_cli(["evaluate", str(config), "--scheduler", address], capsys)
+        assert run.code == 0, run.err
+        texts[name] = _metrics_text(tmp_path / f"{name}.json")
+    assert len(set(texts.values())) == 1, texts
