@@ -15,6 +15,7 @@ has is refused with a clear error before it is read.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,11 @@ FORMATS: tuple[str, ...] = ("parquet", "csv")
 SOURCE_ATTR = "daskloss_source"
 #: Target decoded size of one partition when a Parquet file is split by row groups.
 PIECE_BYTES = 256 * 2**20
+#: Small files are read together, in batches of up to this many bytes on storage,
+#: so that ten thousand tiny files do not cost ten thousand tasks.
+BATCH_BYTES = 32 * 2**20
+#: ...but never in fewer batches than this (or than there are files), to keep workers busy.
+MIN_BATCHES = 64
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz")
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".xz")
 
@@ -57,17 +63,28 @@ class Piece:
 
 @dataclass(frozen=True)
 class Dataset:
-    """An opened dataset: its files cut into pieces, and the reader for a piece."""
+    """An opened dataset: its files cut into pieces, and the reader for a piece.
+
+    ``batches`` groups the pieces into units of work: a large file's pieces
+    one by one, small files together.
+    """
 
     path: str
     format: FileFormat
     files: tuple[str, ...]
     pieces: tuple[Piece, ...]
+    batches: tuple[tuple[Piece, ...], ...]
     reader: _FileReader
 
     def read(self, piece: Piece) -> pa.Table:
         """The needed columns of one piece as an Arrow table, checked."""
         return self.reader.read(piece)
+
+    def __dask_tokenize__(self) -> tuple:
+        """A cheap deterministic token (Dask would otherwise walk every piece)."""
+        reader = self.reader
+        types = tuple(map(str, reader.types or ()))
+        return (type(self).__name__, self.path, self.format, self.files, reader.columns, types)
 
     def to_frame(self) -> dd.DataFrame:
         """The dataset as a lazy Dask DataFrame, one partition per piece."""
@@ -126,8 +143,27 @@ def open_dataset(
     reader = _FileReader(fs=fs, columns=tuple(columns), format=format, types=None)
     schema = reader.schema(names[0])
     reader = _FileReader(fs, tuple(columns), format, tuple(schema.types))
-    pieces = tuple(piece for name, size in files for piece in reader.pieces(name, size))
-    return Dataset(_display(path), format, tuple(names), pieces, reader)
+    sized = [(piece, size) for name, size in files for piece in reader.pieces(name, size)]
+    pieces = tuple(piece for piece, _ in sized)
+    return Dataset(_display(path), format, tuple(names), pieces, _batches(sized), reader)
+
+
+def _batches(sized: list[tuple[Piece, int]]) -> tuple[tuple[Piece, ...], ...]:
+    """Consecutive small whole files grouped up to a size that keeps enough batches."""
+    total = sum(size for _, size in sized)
+    target = min(BATCH_BYTES, total // MIN_BATCHES)
+    batches: list[tuple[Piece, ...]] = []
+    current: list[Piece] = []
+    current_bytes = 0
+    for piece, size in sized:
+        if current and (piece.row_groups is not None or current_bytes + size > target):
+            batches.append(tuple(current))
+            current, current_bytes = [], 0
+        current.append(piece)
+        current_bytes += size
+    if current:
+        batches.append(tuple(current))
+    return tuple(batches)
 
 
 def _display(path: Any) -> str:
@@ -158,12 +194,17 @@ def _list_files(
             "recursively, names starting with '_' or '.' are ignored)"
         )
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+    prefix = "" if _is_local(fs) else f"{protocol}://"
     files = (
         (f if f.startswith(prefix) else prefix + f, int(info.get("size") or 0))
         for f, info in found.items()
     )
     return fs, sorted(files)
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    return bool({"file", "local"} & set(protocols))
 
 
 def _hidden(file: str, root: str) -> bool:
@@ -243,8 +284,10 @@ class _FileReader:
             raise ReadError(f"cannot open {path}: {exc}") from exc
 
     def _parquet(self, handle: Any, path: str) -> pq.ParquetFile:
+        # Pre-buffering coalesces reads, which pays on object stores; on local
+        # disk it only costs (measured: 93 us against 198 us for a tiny file).
         try:
-            return pq.ParquetFile(handle)
+            return pq.ParquetFile(handle, pre_buffer=not _is_local(self.fs))
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
             raise _corrupt(path, "parquet", exc) from exc
 
@@ -330,6 +373,11 @@ def memory_budget() -> int:
             return int(limit) // max(worker.state.nthreads, 1) // 2
     except (ImportError, ValueError):
         pass
+    return _machine_budget()
+
+
+@functools.cache
+def _machine_budget() -> int:
     import psutil
 
     return psutil.virtual_memory().total // (os.cpu_count() or 1) // 2

@@ -26,10 +26,11 @@ from typing import Any
 
 import dask.dataframe as dd
 import pandas as pd
+import pyarrow as pa
 from dask import delayed
 from dask.delayed import Delayed
 
-from daskloss.dataset import SOURCE_ATTR, Dataset, FileFormat, Piece, open_dataset
+from daskloss.dataset import SOURCE_ATTR, Dataset, FileFormat, open_dataset
 from daskloss.errors import DataError, EmptyDatasetError, SchemaError
 from daskloss.stats import NAN_POLICIES, ErrorStats, NanPolicy
 
@@ -125,7 +126,7 @@ def evaluate(
     else:
         dataset = open_dataset(source, wanted, format=format, storage_options=storage_options)
         lazy = reduce_dataset(dataset, columns, nan_policy=nan_policy, split_every=split_every)
-        npartitions, files, read_format = len(dataset.pieces), dataset.files, dataset.format
+        npartitions, files, read_format = len(dataset.batches), dataset.files, dataset.format
     stats = lazy.compute()
     _check_result(stats)
     return EvaluationResult(
@@ -164,11 +165,11 @@ def reduce_dataset(
     nan_policy: NanPolicy = "error",
     split_every: int | None = None,
 ) -> Delayed:
-    """The lazy :class:`ErrorStats` of a dataset: a task per piece, then a merge tree."""
-    source = delayed(dataset, pure=True)  # one key, shipped once per worker
+    """The lazy :class:`ErrorStats` of a dataset: a task per batch, then a merge tree."""
+    source = delayed(dataset, pure=True, traverse=False)  # one key, shipped once per worker
     parts = [
-        delayed(_piece_stats, pure=True)(source, piece, columns, nan_policy)
-        for piece in dataset.pieces
+        delayed(_batch_stats, pure=True)(source, index, columns, nan_policy)
+        for index in range(len(dataset.batches))
     ]
     return tree_merge(parts, split_every)
 
@@ -186,11 +187,41 @@ def tree_merge(parts: list[Delayed], split_every: int | None = None) -> Delayed:
     return parts[0] if parts else delayed(ErrorStats.empty)()
 
 
-def _piece_stats(
-    dataset: Dataset, piece: Piece, columns: tuple[str, str, str | None], nan_policy: NanPolicy
+def _batch_stats(
+    dataset: Dataset,
+    index: int,
+    columns: tuple[str, str, str | None],
+    nan_policy: NanPolicy,
 ) -> ErrorStats:
-    """Read one piece's columns and compute their statistics (one task)."""
-    table = dataset.read(piece)
+    """Read batch ``index`` of the dataset and compute its statistics in one pass (one task).
+
+    The pieces' Arrow chunks go through the kernel together; should they hold
+    bad values, each piece is evaluated alone so that the error names its file.
+    """
+    batch = dataset.batches[index]
+    tables = [dataset.read(piece) for piece in batch]
+    if len(tables) == 1:
+        return _table_stats(tables[0], columns, nan_policy, str(batch[0]))
+    together = pa.table(
+        {
+            name: pa.chunked_array(
+                [chunk for table in tables for chunk in table[name].chunks],
+                type=tables[0].schema.field(name).type,
+            )
+            for name in tables[0].column_names
+        }
+    )
+    try:
+        return _table_stats(together, columns, nan_policy, "")
+    except DataError:
+        for piece, table in zip(batch, tables, strict=True):
+            _table_stats(table, columns, nan_policy, str(piece))
+        raise
+
+
+def _table_stats(
+    table: pa.Table, columns: tuple[str, str, str | None], nan_policy: NanPolicy, source: str
+) -> ErrorStats:
     y_true, y_pred, weight = columns
     return ErrorStats.from_arrays(
         table[y_true],
@@ -198,7 +229,7 @@ def _piece_stats(
         None if weight is None else table[weight],
         nan_policy=nan_policy,
         columns=columns,
-        source=str(piece),
+        source=source,
     )
 
 

@@ -325,3 +325,15 @@ def test_memory_budget_follows_the_worker_limit(tmp_path):
         pytest.raises(DataError, match="MiB a worker thread can spare"),
     ):
         daskloss.evaluate(tmp_path)
+
+
+def test_small_files_are_batched_with_the_same_bits(tmp_path, monkeypatch):
+    """Many small files read a few per task give the same bits; bad values still name the file."""
+    monkeypatch.setattr("daskloss.dataset.MIN_BATCHES", 4)
+    _write_parquet(tmp_path, FRAME, 40)
+    result = daskloss.evaluate(tmp_path, weight="w")
+    assert result.npartitions == 4 and len(result.files) == 40
+    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
+    FRAME.iloc[:5].assign(y_pred=np.nan).to_parquet(tmp_path / "part-0017.parquet", index=False)
+    with pytest.raises(NonFiniteValueError, match=r"part-0017\.parquet: 5 in 'y_pred'"):
+        daskloss.evaluate(tmp_path, weight="w")
