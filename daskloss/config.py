@@ -46,6 +46,12 @@ Relative local paths (``dataset.path``, ``output.path``) are resolved against
 the current working directory, like the paths of most command-line tools, and
 stored absolute, so that workers with another working directory read the
 same files. URLs (``s3://...``) are kept as given.
+
+An operator can confine what a config may read: ``DASKLOSS_READ_ROOTS`` lists
+directories or URL prefixes (separated by commas); a ``dataset.path``
+outside all of them (after resolving ``..`` and symbolic links) is a
+:class:`ConfigError`. TOML has no tags or code of any kind, so a config can
+only ever hold data.
 """
 
 from __future__ import annotations
@@ -295,7 +301,49 @@ def load_settings(
         _assign(data, "cluster.address", scheduler, origins, "from --scheduler")
     if output is not None:
         _assign(data, "output.path", output, origins, "from --output")
-    return parse_settings(data, source=source, origins=origins)
+    settings = parse_settings(data, source=source, origins=origins)
+    check_readable(settings.dataset.path, environ.get(READ_ROOTS_ENV_VAR, ""))
+    return settings
+
+
+#: The environment variable that confines the datasets a config may name.
+READ_ROOTS_ENV_VAR = "DASKLOSS_READ_ROOTS"
+
+
+def check_readable(path: str, roots: str) -> None:
+    """Refuse a dataset path outside the comma-separated ``roots`` (if any are given).
+
+    Local paths are compared after resolving ``..`` and symbolic links, from
+    the part before any glob character; URLs by prefix.
+
+    Examples
+    --------
+    >>> check_readable("/data/preds/*.parquet", "/data")
+    >>> check_readable("/data/../etc/passwd", "/data")
+    Traceback (most recent call last):
+    ...
+    daskloss.errors.ConfigError: config key 'dataset.path': /etc/passwd is outside ...
+    """
+    allowed = [root.strip() for root in roots.split(",") if root.strip()]
+    if not allowed:
+        return
+    if "://" in path:
+        inside = any(path.startswith(root.rstrip("/") + "/") for root in allowed if "://" in root)
+        target = redact_url(path)
+    else:
+        fixed = re.split(r"[*?\[]", path, maxsplit=1)[0]
+        target = os.path.realpath(fixed)
+        inside = any(
+            os.path.commonpath([target, os.path.realpath(root)]) == os.path.realpath(root)
+            for root in allowed
+            if "://" not in root
+        )
+    if not inside:
+        raise ConfigError(
+            f"config key 'dataset.path': {target} is outside the directories this job may "
+            f"read (${READ_ROOTS_ENV_VAR}); use a dataset under one of them or ask the "
+            "operator to widen it"
+        )
 
 
 def parse_settings(

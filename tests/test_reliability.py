@@ -122,3 +122,88 @@ def test_same_bytes_on_threads_one_worker_two_workers_and_rewritten_files(sample
         assert run.code == 0, run.err
         texts[name] = _metrics_text(tmp_path / f"{name}.json")
     assert len(set(texts.values())) == 1, texts
+
+
+def _report(path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_dataset_outside_the_read_roots_exits_2(sample, tmp_path, capsys, monkeypatch):
+    """With DASKLOSS_READ_ROOTS set, a path (or a symlink) leading outside is refused."""
+    monkeypatch.setenv("DASKLOSS_READ_ROOTS", str(tmp_path / "allowed"))
+    (tmp_path / "allowed").mkdir()
+    (tmp_path / "allowed" / "link").symlink_to(sample)
+    for path in (tmp_path / "allowed" / ".." / sample.name, tmp_path / "allowed" / "link"):
+        config = write_config(tmp_path / "job.toml", job_config(path, tmp_path / "r.json"))
+        run = run_cli(["evaluate", str(config)], capsys)
+        assert run.code == 2 and "outside the directories this job may read" in run.err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_config_cannot_run_code(tmp_path, capsys):
+    """A YAML-style tag in a TOML config is only a string: nothing runs, the data is missing."""
+    marker = tmp_path / "pwned"
+    config = tmp_path / "job.toml"
+    config.write_text(
+        f'[dataset]\npath = "!!python/object/apply:os.system [\\"touch {marker}\\"]"\n'
+        '[columns]\ny_true = "y_true"\ny_pred = "y_pred"\n'
+    )
+    run = run_cli(["evaluate", str(config)], capsys)
+    assert run.code == 3 and "no data files found" in run.err
+    assert not marker.exists()
+    config.write_text("[dataset]\npath = !!python/object:os.system\n")
+    assert run_cli(["evaluate", str(config)], capsys).code == 2
+
+
+def test_unicode_and_spaces_in_column_names(tmp_path, capsys):
+    """Column names with spaces and non-ASCII characters work end to end."""
+    data = tmp_path / "data"
+    data.mkdir()
+    table = pa.table({"y vrai": [10.0, 11.0, 12.0], "ŷ prédit": [0.0, 1.0, 2.0]})
+    pq.write_table(table, data / "part-0.parquet")
+    config = write_config(
+        tmp_path / "job.toml",
+        job_config(data, tmp_path / "r.json", columns={"y_true": "y vrai", "y_pred": "ŷ prédit"}),
+    )
+    config.write_text(config.read_text().replace('weight = "weight"\n', ""))
+    run = run_cli(["evaluate", str(config)], capsys)
+    assert run.code == 0, run.err
+    assert _report(tmp_path / "r.json")["metrics"]["mse"] == 100.0
+
+
+def test_all_nan_partition_is_reported_as_skipped(tmp_path, capsys):
+    """Under 'skip', a file of NaN rows is left out and the report says how many rows."""
+    data = tmp_path / "data"
+    data.mkdir()
+    good = {"y_true": [1.0, 2.0, 3.0], "y_pred": [1.5, 2.0, 2.0], "weight": [1.0, 1.0, 1.0]}
+    pq.write_table(pa.table(good), data / "part-0.parquet")
+    nan = {name: [float("nan")] * 4 for name in good}
+    pq.write_table(pa.table(nan), data / "part-1.parquet")
+    config = job_config(data, tmp_path / "r.json", evaluation={"nan_policy": "skip"})
+    run = run_cli(["evaluate", str(write_config(tmp_path / "job.toml", config))], capsys)
+    assert run.code == 0, run.err
+    report = _report(tmp_path / "r.json")
+    assert report["skipped_rows"] == 4 and report["count"] == 3
+    assert report["metrics"]["se"] == 0.25 + 0.0 + 1.0
+    error = job_config(data, tmp_path / "e.json")
+    run = run_cli(["evaluate", str(write_config(tmp_path / "e.toml", error))], capsys)
+    assert run.code == 3 and "part-1.parquet" in run.err and not (tmp_path / "e.json").exists()
+
+
+@pytest.mark.slow
+def test_ten_thousand_tiny_files(tmp_path, capsys):
+    """10,000 files of 5 rows each: the exact result, in a few batched tasks."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = np.arange(50_000, dtype=np.float64).reshape(10_000, 5)
+    for i, values in enumerate(rows):
+        pq.write_table(
+            pa.table({"y_true": values, "y_pred": values + 0.5, "weight": np.ones(5)}),
+            data / f"part-{i:05d}.parquet",
+        )
+    config = write_config(tmp_path / "job.toml", job_config(data, tmp_path / "r.json"))
+    run = run_cli(["evaluate", str(config)], capsys)
+    assert run.code == 0, run.err
+    report = _report(tmp_path / "r.json")
+    assert report["count"] == 50_000 and report["dataset"]["files"] == 10_000
+    assert report["metrics"]["mse"] == 0.25 and report["metrics"]["bias"] == 0.5
