@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import math
 import os
@@ -59,8 +60,10 @@ FSUM_ROWS = 1_000_000
 SEED = 4
 #: Rows generated and written at a time (one Parquet row group).
 CHUNK_ROWS = 1 << 20
+#: Rows drawn from one seeded generator (see :func:`data_rows`).
+SEED_BLOCK_ROWS = 1 << 13
 MANIFEST = "_daskloss_bench.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 TARGET, PREDICTION, WEIGHT = "y_true", "y_pred", "weight"
 
 DATASET_METHODS = ("floor", "daskloss", "daskloss-localcluster", "naive-dask", "duckdb", "polars")
@@ -105,6 +108,7 @@ class Layout:
             "weighted": self.weighted,
             "seed": SEED,
             "chunk_rows": CHUNK_ROWS,
+            "seed_block_rows": SEED_BLOCK_ROWS,
         }
 
     def file_paths(self) -> list[str]:
@@ -163,30 +167,50 @@ def _clear(path: Path) -> None:
 
 def _generate(layout: Layout) -> None:
     base, extra = divmod(layout.rows, layout.files)
-    jobs = [(i, base + (i < extra)) for i in range(layout.files)]
+    sizes = [base + (i < extra) for i in range(layout.files)]
+    starts = list(itertools.accumulate(sizes, initial=0))[:-1]
+    jobs = [
+        (index, start, size) for index, (start, size) in enumerate(zip(starts, sizes, strict=True))
+    ]
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(lambda job: _write_file(layout, *job), jobs))
 
 
-def _write_file(layout: Layout, index: int, rows: int) -> None:
-    """One file, written a row group at a time from its own seeded generator."""
-    rng = np.random.default_rng([SEED, index])
+def _write_file(layout: Layout, index: int, start: int, rows: int) -> None:
+    """File ``index``: rows ``[start, start + rows)``, a row group at a time."""
     path = layout.path / _file_name(index, layout.files)
     partial = path.with_name("." + path.name)
     schema = pa.schema([(name, pa.float64()) for name in layout.columns])
+    stop = start + rows
     with pq.ParquetWriter(partial, schema, compression="snappy") as writer:
-        for start in range(0, max(rows, 1), CHUNK_ROWS):
-            writer.write_table(_chunk(rng, min(CHUNK_ROWS, rows - start), layout.weighted))
+        for low in range(start, max(stop, start + 1), CHUNK_ROWS):
+            columns = data_rows(low, min(low + CHUNK_ROWS, stop))
+            writer.write_table(pa.table({name: columns[name] for name in layout.columns}))
     partial.replace(path)
 
 
-def _chunk(rng: np.random.Generator, rows: int, weighted: bool) -> pa.Table:
+def data_rows(start: int, stop: int) -> dict[str, np.ndarray]:
+    """Rows ``[start, stop)`` of the benchmark data, the same whatever the file layout.
+
+    Row ``i`` comes from the generator seeded ``[SEED, i // SEED_BLOCK_ROWS]``, so a
+    dataset cut into 64 files and one cut into 10,000 hold the same values
+    (and daskloss must give bit-identical metrics on both).
+    """
+    first, last = start // SEED_BLOCK_ROWS, -(-stop // SEED_BLOCK_ROWS)
+    blocks = [_block(index) for index in range(first, last)]
+    low, high = start - first * SEED_BLOCK_ROWS, stop - first * SEED_BLOCK_ROWS
+    return {
+        name: np.concatenate([block[name] for block in blocks] or [np.empty(0)])[low:high]
+        for name in (TARGET, PREDICTION, WEIGHT)
+    }
+
+
+def _block(index: int) -> dict[str, np.ndarray]:
     """Targets around 50 and predictions off by a few units: a plausible regression."""
-    y_true = 50.0 + 10.0 * rng.standard_normal(rows)
-    columns = {TARGET: y_true, PREDICTION: y_true + 2.0 * rng.standard_normal(rows)}
-    if weighted:
-        columns[WEIGHT] = rng.uniform(0.5, 2.0, rows)
-    return pa.table(columns)
+    rng = np.random.default_rng([SEED, index])
+    y_true = 50.0 + 10.0 * rng.standard_normal(SEED_BLOCK_ROWS)
+    y_pred = y_true + 2.0 * rng.standard_normal(SEED_BLOCK_ROWS)
+    return {TARGET: y_true, PREDICTION: y_pred, WEIGHT: rng.uniform(0.5, 2.0, SEED_BLOCK_ROWS)}
 
 
 # --- the methods ---------------------------------------------------------------------------
@@ -382,9 +406,7 @@ def _kernel_methods(rows: int) -> list[Method]:
     """The exact kernel on in-memory arrays, and float sums of the same data for scale."""
     from daskloss.kernel import accumulate
 
-    rng = np.random.default_rng([SEED + 1])
-    table = _chunk(rng, rows, weighted=True)
-    y_true, y_pred, weight = (table[name].to_numpy() for name in (TARGET, PREDICTION, WEIGHT))
+    y_true, y_pred, weight = data_rows(0, rows).values()
     head = y_pred[:FSUM_ROWS]
     return [
         Method(KERNEL, "kernel", None, rows, lambda: accumulate(y_true, y_pred)),
@@ -534,29 +556,28 @@ def _relative(found: float, exact: float) -> float:
     return abs(found - exact) / abs(exact) if exact else abs(found)
 
 
-def checks(results: dict[str, list[Any]], exact_name: str = "daskloss") -> dict[str, Any]:
-    """Bit-identity of the exact runs, and how far the naive methods land from them."""
-    exact_runs = [runs for name, runs in results.items() if name.startswith("daskloss")]
-    report: dict[str, Any] = {}
-    if exact_runs:
-        first = exact_runs[0][0]
-        report["daskloss_runs_identical"] = all(
-            identical(first, run) for runs in exact_runs for run in runs
-        )
-    if exact_name not in results:
-        return report
-    exact = results[exact_name][0]
-    report["naive_relative_difference"] = {
-        name: {key: _relative(results[name][-1][key], exact[key]) for key in COMPARED_METRICS}
-        for name in NAIVE_METHODS
-        if name in results
+def checks(methods: Sequence[Method], results: dict[str, list[Any]]) -> dict[str, Any]:
+    """Bit-identity of every exact run, and how far the naive methods land from it.
+
+    Every layout holds the same rows (see :func:`data_rows`), so daskloss must
+    agree with itself across layouts and schedulers, run after run.
+    """
+    exact = [run for m in methods if m.kind.startswith("daskloss") for run in results[m.name]]
+    if not exact:
+        return {}
+    naive = [m.name for m in methods if m.kind in NAIVE_METHODS]
+    return {
+        "daskloss_runs_identical": all(identical(exact[0], run) for run in exact),
+        "naive_relative_difference": {
+            name: {
+                key: _relative(results[name][-1][key], exact[0][key]) for key in COMPARED_METRICS
+            }
+            for name in naive
+        },
+        "naive_distinct_mse_values": {
+            name: len({_bits(run["mse"]) for run in results[name]}) for name in naive
+        },
     }
-    report["naive_distinct_mse_values"] = {
-        name: len({_bits(run["mse"]) for run in results[name]})
-        for name in NAIVE_METHODS
-        if name in results
-    }
-    return report
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -803,8 +824,8 @@ def _time_methods(plan: _Plan, methods: list[Method]) -> dict[str, Any]:
         if isinstance(results[method.name][0], dict):
             entry["metrics"] = results[method.name][0]
         report["methods"][method.name] = entry
+    report["checks"] = checks(methods, results)
     exact = [m.name for m in methods if m.kind == "daskloss"]
-    report["checks"] = checks(results, exact[0] if exact else "daskloss")
     if len(exact) == 2:  # --tiny-files: the same rows in many more files
         small, tiny = (report["methods"][name]["median_seconds"] for name in exact)
         report["tiny_files_ratio"] = tiny / small

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import daskloss
@@ -61,6 +63,17 @@ def test_dataset_reused_when_manifest_matches(tmp_path: Path) -> None:
         "part-1.parquet",
         "part-2.parquet",
     ]
+
+
+def test_layouts_hold_the_same_rows(tmp_path: Path) -> None:
+    """The same rows cut into 1 or 7 files hold the same values in the same order."""
+    tables = []
+    for files in (1, 7):
+        layout = Layout(tmp_path / str(files), rows=20_000, files=files)
+        prepare_dataset(layout)
+        tables.append(pa.concat_tables(pq.read_table(path) for path in layout.file_paths()))
+    assert tables[0].num_rows == 20_000
+    assert tables[0].equals(tables[1])
 
 
 def test_foreign_directory_left_alone(tmp_path: Path) -> None:
