@@ -1,4 +1,4 @@
-"""The exact arithmetic layer: sums, bins and correct rounding."""
+"""The exact arithmetic: sums in the kernel's bins, and correct rounding."""
 
 from __future__ import annotations
 
@@ -10,13 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daskloss.exact import (
-    FRACTION_BITS,
-    exact_sum,
-    round_ratio,
-    round_sqrt_ratio,
-    to_fraction,
-)
+from daskloss.exact import FRACTION_BITS, round_ratio, round_sqrt_ratio, to_fraction
+from daskloss.kernel import exact_sum
 from tests.reference import fraction_float, fraction_sqrt
 from tests.strategies import wild_values
 
