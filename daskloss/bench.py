@@ -595,10 +595,12 @@ def markdown(report: dict[str, Any]) -> str:
 def _title(report: dict[str, Any]) -> str:
     data = report["datasets"][0]
     columns = 3 if data["weighted"] else 2
-    layouts = " vs ".join(f"{d['files']:,} files" for d in report["datasets"])
+    layouts = " vs ".join(
+        f"{d['files']:,} files ({d['bytes'] / 1e9:.2f} GB)" for d in report["datasets"]
+    )
     return (
-        f"### {data['rows']:,} rows, {columns} float64 columns, {layouts} "
-        f"({data['bytes'] / 1e9:.2f} GB snappy Parquet); median of {report['config']['repeat']} "
+        f"### {data['rows']:,} rows, {columns} float64 columns in {layouts} of snappy Parquet; "
+        f"median of {report['config']['repeat']} "
         f"interleaved runs, page cache warm; {report['environment']['cpu_count']} cores"
     )
 
