@@ -4,7 +4,9 @@ One process generates (or reuses) a Parquet dataset, then times every method
 *interleaved* (``A B C A B C ...``) after one untimed warm-up round, so a noisy
 machine slows all of them alike. Each method's peak RSS is measured apart, in
 a fresh child process (this module again, with ``--rss-child``), so one
-method's memory does not pollute another's.
+method's memory does not pollute another's. Every layout of the same row
+count holds the same rows (:func:`data_rows`), so daskloss's metrics must be
+bit-identical across layouts, schedulers and runs; the report checks it.
 
 The methods:
 
@@ -50,7 +52,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["Layout", "main", "prepare_dataset"]
+__all__ = [
+    "Layout",
+    "Method",
+    "build_parser",
+    "checks",
+    "data_rows",
+    "default_path",
+    "identical",
+    "main",
+    "make_method",
+    "markdown",
+    "measure_rss",
+    "prepare_dataset",
+    "time_interleaved",
+]
 
 DEFAULT_ROWS = 100_000_000
 DEFAULT_FILES = 64
