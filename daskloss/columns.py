@@ -98,19 +98,31 @@ def _numpy(array: np.ndarray, column: str, where: str) -> np.ndarray:
     if array.dtype.kind == "f":
         return array.astype(np.float64)  # widening float16/float32 is exact
     if array.dtype.kind in "iu":
-        if array.size and not _exact_in_float64(array):
+        converted = array.astype(np.float64)
+        if not _exact_in_float64(array, converted):
             raise SchemaError(
-                f"column {column!r}{where} holds integers beyond 2**53 that float64 cannot "
-                "represent exactly; cast the column to float64 yourself if rounding is acceptable"
+                f"column {column!r}{where} holds integers that float64 cannot represent "
+                "exactly (beyond 2**53); cast the column to float64 yourself if rounding is "
+                "acceptable"
             )
-        return array.astype(np.float64)
+        return converted
     raise _not_numeric(column, where, str(array.dtype))
 
 
-def _exact_in_float64(array: np.ndarray) -> bool:
-    if array.dtype.itemsize < 7:
+def _exact_in_float64(array: np.ndarray, converted: np.ndarray) -> bool:
+    """Whether every integer survived the conversion to float64 unchanged."""
+    if array.dtype.itemsize < 7 or array.size == 0:
         return True
-    return bool(array.max() <= _EXACT_INTEGER_LIMIT and array.min() >= -_EXACT_INTEGER_LIMIT)
+    big = array > _EXACT_INTEGER_LIMIT
+    if array.dtype.kind == "i":
+        big |= array < -_EXACT_INTEGER_LIMIT
+    if not big.any():
+        return True
+    beyond = 2.0 ** (8 * array.dtype.itemsize - (array.dtype.kind == "i"))
+    rounded = converted[big]
+    if ((rounded >= beyond) | (rounded < -beyond)).any():  # rounded out of the type's range
+        return False
+    return bool((rounded.astype(array.dtype) == array[big]).all())
 
 
 def _not_numeric(column: str, where: str, found: str) -> SchemaError:

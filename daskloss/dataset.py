@@ -9,15 +9,16 @@ one partition, read on a worker with pyarrow (only the needed columns) by
 :func:`dask.dataframe.from_map`. Reading file by file lets every error name
 the file it comes from, and checks each file's column types against the
 first file's, so a dataset whose files disagree fails loudly instead of
-being cast silently. A piece that would not fit the memory a worker thread
-has is refused with a clear error before it is read.
+being cast silently. Pieces are streamed in record batches, so memory holds
+a row group at a time; a row group (or CSV file) that would not fit the
+memory a worker thread has is refused with a clear error before it is read.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +39,8 @@ FORMATS: tuple[str, ...] = ("parquet", "csv")
 SOURCE_ATTR = "daskloss_source"
 #: Target decoded size of one partition when a Parquet file is split by row groups.
 PIECE_BYTES = 256 * 2**20
+#: Rows per record batch when a Parquet piece is streamed.
+BATCH_ROWS = 1 << 17
 #: Small files are read together, in batches of up to this many bytes on storage,
 #: so that ten thousand tiny files do not cost ten thousand tasks.
 BATCH_BYTES = 32 * 2**20
@@ -79,6 +82,10 @@ class Dataset:
     def read(self, piece: Piece) -> pa.Table:
         """The needed columns of one piece as an Arrow table, checked."""
         return self.reader.read(piece)
+
+    def iter_batches(self, piece: Piece) -> Iterator[pa.RecordBatch]:
+        """The needed columns of one piece as a stream of checked record batches."""
+        return self.reader.iter_batches(piece)
 
     def __dask_tokenize__(self) -> tuple:
         """A cheap deterministic token (Dask would otherwise walk every piece)."""
@@ -257,25 +264,40 @@ class _FileReader:
         return pieces if len(pieces) > 1 else [Piece(path)]
 
     def read(self, piece: Piece) -> pa.Table:
-        """The needed columns of one piece, checked."""
-        with self._open(piece.path) as handle:
-            if self.format == "csv":
+        """The needed columns of one piece as one table, checked."""
+        assert self.types is not None, "read() needs the dataset's column types"
+        schema = pa.schema(list(zip(self.columns, self.types, strict=True)))
+        return pa.Table.from_batches(list(self.iter_batches(piece)), schema=schema)
+
+    def iter_batches(self, piece: Piece) -> Iterator[pa.RecordBatch]:
+        """The needed columns of one piece, checked, as record batches.
+
+        A Parquet piece streams ``BATCH_ROWS`` rows at a time, so it is never
+        in memory whole; a CSV file is read whole (its size is checked first).
+        """
+        if self.format == "csv":
+            with self._open(piece.path) as handle:
                 _check_fits(piece, self._csv_bytes(piece.path))
-                return self._read_csv(handle, piece.path)
+                table = self._read_csv(handle, piece.path)
+            yield from table.to_batches()
+            return
+        with self._open(piece.path) as handle:
             parquet = self._parquet(handle, piece.path)
-            self._check_present(set(parquet.schema_arrow.names), piece.path)
-            groups = piece.row_groups or range(parquet.metadata.num_row_groups)
-            _check_fits(
-                piece, sum(self._decoded_bytes(parquet.metadata.row_group(i)) for i in groups)
-            )
+            found = parquet.schema_arrow
+            self._check_present(set(found.names), piece.path)
+            self._check_types(pa.schema([found.field(name) for name in self.columns]), piece.path)
+            groups = list(piece.row_groups or range(parquet.metadata.num_row_groups))
+            group_bytes = (self._decoded_bytes(parquet.metadata.row_group(i)) for i in groups)
+            _check_fits(piece, max(group_bytes, default=0))
             try:
-                table = parquet.read_row_groups(
-                    list(groups), columns=list(self.columns), use_threads=False
+                yield from parquet.iter_batches(
+                    batch_size=BATCH_ROWS,
+                    row_groups=groups,
+                    columns=list(self.columns),
+                    use_threads=False,
                 )
             except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
                 raise _corrupt(piece.path, "parquet", exc) from exc
-        self._check_types(table.schema, piece.path)
-        return table
 
     def _open(self, path: str) -> Any:
         try:

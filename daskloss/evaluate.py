@@ -26,11 +26,10 @@ from typing import Any
 
 import dask.dataframe as dd
 import pandas as pd
-import pyarrow as pa
 from dask import delayed
 from dask.delayed import Delayed
 
-from daskloss.dataset import SOURCE_ATTR, Dataset, FileFormat, open_dataset
+from daskloss.dataset import SOURCE_ATTR, Dataset, FileFormat, Piece, open_dataset
 from daskloss.errors import DataError, EmptyDatasetError, SchemaError
 from daskloss.stats import NAN_POLICIES, ErrorStats, NanPolicy
 
@@ -193,40 +192,38 @@ def _batch_stats(
     columns: tuple[str, str, str | None],
     nan_policy: NanPolicy,
 ) -> ErrorStats:
-    """Read batch ``index`` of the dataset and compute its statistics in one pass (one task).
+    """Stream batch ``index`` of the dataset through the kernel in one pass (one task).
 
-    The pieces' Arrow chunks go through the kernel together; should they hold
-    bad values, each piece is evaluated alone so that the error names its file.
+    The pieces' record batches go through the kernel together, one at a time;
+    should they hold bad values, each piece is evaluated alone so that the
+    error names its file.
     """
     batch = dataset.batches[index]
-    tables = [dataset.read(piece) for piece in batch]
-    if len(tables) == 1:
-        return _table_stats(tables[0], columns, nan_policy, str(batch[0]))
-    together = pa.table(
-        {
-            name: pa.chunked_array(
-                [chunk for table in tables for chunk in table[name].chunks],
-                type=tables[0].schema.field(name).type,
-            )
-            for name in tables[0].column_names
-        }
-    )
+    if len(batch) == 1:
+        return _stream_stats(dataset, batch, columns, nan_policy, str(batch[0]))
     try:
-        return _table_stats(together, columns, nan_policy, "")
+        return _stream_stats(dataset, batch, columns, nan_policy, "")
     except DataError:
-        for piece, table in zip(batch, tables, strict=True):
-            _table_stats(table, columns, nan_policy, str(piece))
+        for piece in batch:
+            _stream_stats(dataset, (piece,), columns, nan_policy, str(piece))
         raise
 
 
-def _table_stats(
-    table: pa.Table, columns: tuple[str, str, str | None], nan_policy: NanPolicy, source: str
+def _stream_stats(
+    dataset: Dataset,
+    pieces: tuple[Piece, ...],
+    columns: tuple[str, str, str | None],
+    nan_policy: NanPolicy,
+    source: str,
 ) -> ErrorStats:
     y_true, y_pred, weight = columns
-    return ErrorStats.from_arrays(
-        table[y_true],
-        table[y_pred],
-        None if weight is None else table[weight],
+    records = (record for piece in pieces for record in dataset.iter_batches(piece))
+    return ErrorStats.from_batches(
+        (
+            (record.column(y_true), record.column(y_pred), weight and record.column(weight))
+            for record in records
+        ),
+        weighted=weight is not None,
         nan_policy=nan_policy,
         columns=columns,
         source=source,

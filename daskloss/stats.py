@@ -10,7 +10,7 @@ its identity.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Any, Literal
@@ -120,24 +120,53 @@ class ErrorStats:
         DataError
             A negative weight, or a residual that overflows float64.
         """
+        return cls.from_batches(
+            [(y_true, y_pred, weight)],
+            weighted=weight is not None,
+            nan_policy=nan_policy,
+            columns=columns,
+            source=source,
+        )
+
+    @classmethod
+    def from_batches(
+        cls,
+        batches: Iterable[tuple[Any, Any, Any]],
+        *,
+        weighted: bool,
+        nan_policy: NanPolicy = "error",
+        columns: tuple[str, str, str | None] = ("y_true", "y_pred", "weight"),
+        source: str = "",
+    ) -> ErrorStats:
+        """Compute the statistics of a stream of ``(y_true, y_pred, weight)`` batches.
+
+        The same as :meth:`from_arrays` over the batches put end to end, but
+        the batches are consumed one at a time (a Parquet file read batch by
+        batch never sits in memory whole) and all share one pass of the
+        kernel. ``weight`` is ignored unless ``weighted``.
+        """
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
         where = f" in {source}" if source else ""
         names = dict(zip(("y_true", "y_pred", "weight"), columns, strict=True))
-        given = {"y_true": y_true, "y_pred": y_pred, "weight": weight}
-        chunked = [
-            float64_chunks(values, names[role] or role, where)
-            for role, values in given.items()
-            if values is not None
-        ]
-        try:
-            aligned = list(aligned_chunks(chunked))
-        except SchemaError as exc:
-            raise SchemaError(f"{exc}{where} (columns {columns})") from None
-        weighted = weight is not None
-        sums = accumulate_chunks(
-            ((c[0], c[1], c[2] if weighted else None) for c in aligned), weighted=weighted
-        )
+
+        def aligned() -> Iterator[tuple[Any, Any, Any]]:
+            for y_true, y_pred, weight in batches:
+                given = {"y_true": y_true, "y_pred": y_pred}
+                if weighted:
+                    given["weight"] = weight
+                chunked = [
+                    float64_chunks(values, names[role] or role, where)
+                    for role, values in given.items()
+                ]
+                try:
+                    pieces = list(aligned_chunks(chunked))
+                except SchemaError as exc:
+                    raise SchemaError(f"{exc}{where} (columns {columns})") from None
+                for piece in pieces:
+                    yield piece[0], piece[1], piece[2] if weighted else None
+
+        sums = accumulate_chunks(aligned(), weighted=weighted)
         _check_counts(sums, names, nan_policy, where)
         return cls(
             count=sums.rows,

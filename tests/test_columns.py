@@ -61,12 +61,22 @@ def test_arrow_integers_with_nulls():
     assert chunk[0] == 2.0**53 and np.isnan(chunk[1]) and chunk[2] == -7.0
 
 
-def test_big_integers_are_refused():
-    """Integers beyond 2**53 would round: refused, from numpy and from Arrow."""
+def test_inexact_big_integers_are_refused():
+    """Integers float64 would round: refused, from numpy and from Arrow."""
     with pytest.raises(SchemaError, match=r"2\*\*53"):
         float64_chunks(pa.array([2**53 + 1], type=pa.int64()), "y")
-    with pytest.raises(SchemaError, match=r"2\*\*53"):
-        float64_chunks(np.array([-(2**60)]), "y")
+    for value, dtype in ((-(2**60) - 1, np.int64), (2**63 - 1, np.int64), (2**64 - 1, np.uint64)):
+        with pytest.raises(SchemaError, match=r"2\*\*53"):
+            float64_chunks(np.array([value], dtype=dtype), "y")
+
+
+def test_exact_big_integers_are_kept():
+    """Integers beyond 2**53 that float64 holds exactly are used as they are."""
+    values = [2**53 + 2, -(2**60), -(2**63), 2**62 + 2**10]
+    (chunk,) = float64_chunks(np.array(values, dtype=np.int64), "y")
+    assert [int(v) for v in chunk] == values
+    (chunk,) = float64_chunks(np.array([2**63], dtype=np.uint64), "y")
+    assert int(chunk[0]) == 2**63
 
 
 def test_pandas_dtypes_agree():
