@@ -221,7 +221,10 @@ def _hidden(file: str, root: str) -> bool:
 
 @dataclass(frozen=True)
 class _FileReader:
-    """Reads one file's columns into pandas, checking them (a picklable callable)."""
+    """Reads a piece's columns as Arrow (or pandas, when called), checking them.
+
+    Picklable: it travels to the workers with the dataset.
+    """
 
     fs: fsspec.AbstractFileSystem
     columns: tuple[str, ...]
@@ -238,11 +241,7 @@ class _FileReader:
                 names = pacsv.open_csv(handle).schema.names
                 self._check_present(set(names), path)
                 return pa.schema([(name, pa.float64()) for name in self.columns])
-            found = self._parquet(handle, path).schema_arrow
-        self._check_present(set(found.names), path)
-        schema = pa.schema([found.field(name) for name in self.columns])
-        self._check_types(schema, path)
-        return schema
+            return self._checked_schema(self._parquet(handle, path), path)
 
     def pieces(self, path: str, size: int) -> list[Piece]:
         """A small file is one piece; a large Parquet file is cut between row groups."""
@@ -283,9 +282,7 @@ class _FileReader:
             return
         with self._open(piece.path) as handle:
             parquet = self._parquet(handle, piece.path)
-            found = parquet.schema_arrow
-            self._check_present(set(found.names), piece.path)
-            self._check_types(pa.schema([found.field(name) for name in self.columns]), piece.path)
+            self._checked_schema(parquet, piece.path)
             groups = list(piece.row_groups or range(parquet.metadata.num_row_groups))
             group_bytes = (self._decoded_bytes(parquet.metadata.row_group(i)) for i in groups)
             _check_fits(piece, max(group_bytes, default=0))
@@ -320,6 +317,14 @@ class _FileReader:
             return pq.ParquetFile(handle, pre_buffer=not _is_local(self.fs))
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
             raise _corrupt(path, "parquet", exc) from exc
+
+    def _checked_schema(self, parquet: pq.ParquetFile, path: str) -> pa.Schema:
+        """The needed columns' schema in a Parquet file, after checking them."""
+        found = parquet.schema_arrow
+        self._check_present(set(found.names), path)
+        schema = pa.schema([found.field(name) for name in self.columns])
+        self._check_types(schema, path)
+        return schema
 
     def _decoded_bytes(self, row_group: pq.RowGroupMetaData) -> int:
         """Bytes the needed columns of a row group take once decoded (8 per value)."""

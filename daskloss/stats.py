@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from daskloss.columns import aligned_chunks, float64_chunks
 from daskloss.errors import DataError, NonFiniteValueError, SchemaError
-from daskloss.exact import FRACTION_BITS
+from daskloss.exact import FRACTION_BITS, to_fraction
 from daskloss.kernel import accumulate_chunks
 
 __all__ = ["ErrorStats", "NanPolicy"]
@@ -211,7 +211,7 @@ class ErrorStats:
         """The exact value of a summed field as a :class:`~fractions.Fraction`."""
         if name not in _EXACT_FIELDS:
             raise KeyError(f"{name!r} is not an exact sum; choose one of {sorted(_EXACT_FIELDS)}")
-        return Fraction(getattr(self, name), 1 << FRACTION_BITS)
+        return to_fraction(getattr(self, name))
 
     def to_dict(self) -> dict[str, int | float]:
         """A JSON-ready dict (integers stay exact) that :meth:`from_dict` reads back."""

@@ -337,3 +337,13 @@ def test_small_files_are_batched_with_the_same_bits(tmp_path, monkeypatch):
     FRAME.iloc[:5].assign(y_pred=np.nan).to_parquet(tmp_path / "part-0017.parquet", index=False)
     with pytest.raises(NonFiniteValueError, match=r"part-0017\.parquet: 5 in 'y_pred'"):
         daskloss.evaluate(tmp_path, weight="w")
+
+
+def test_dataset_as_a_dask_dataframe(tmp_path):
+    """open_dataset(...).to_frame() is the checked Dask DataFrame of the same rows."""
+    from daskloss.dataset import open_dataset
+
+    _write_parquet(tmp_path, FRAME, 3)
+    frame = open_dataset(tmp_path, ["y_true", "y_pred", "w"]).to_frame()
+    assert frame.npartitions == 3 and list(frame.columns) == ["y_true", "y_pred", "w"]
+    assert_bit_identical(daskloss.evaluate(frame, weight="w").metrics, EXPECTED_WEIGHTED)
