@@ -247,7 +247,7 @@ def _count_nonfinite(y, p, w, counts):
 
 
 @njit(nogil=True, cache=True)
-def _block_unweighted(y_true, y_pred, weight, bins, counts):
+def _rows_unweighted(y_true, y_pred, weight, bins, counts):
     return _accumulate_block(y_true, y_pred, weight, False, bins, counts)
 
 
@@ -306,6 +306,239 @@ def _add_row(bins, y, d, w, weighted):
         add_mantissa(bins, target_side, uy, my)
         add_product(bins, _TARGET_SQUARED, 2 * uy, my, my)
     return a
+
+
+# --- The fast path: window sums in SIMD lanes ------------------------------------------------
+#
+# The bins above cost a dependent 128-bit read-modify-write per term, about 1.5 ns.
+# Unweighted rows take a faster path, one stretch of STRETCH_ROWS rows at a time.
+# Most values of a stretch lie within a few binades of each other, so each
+# ``|x| = m * 2**u`` whose unit ``u`` falls in a *window* ``[base, base + WINDOW]``
+# is the integer ``v = m << (u - base)`` (below 2**78) in units of ``2**base``.
+# Cut into three 26-bit limbs ``v = a0 + a1 * 2**26 + a2 * 2**52``, its square is
+# six limb products below 2**52. Every limb and limb product is added to a
+# plain uint64 sum (4096 products stay below 2**64), so the loop has no carries
+# and no memory writes; the compiler vectorises it (with AVX-512 it uses the
+# 52-bit multiply-add). At the end of the stretch the limb sums go to the bins
+# at their units. Values below the window get a lower window, up to
+# MAX_WINDOWS, then the bins one by one; non-finite stretches take the
+# row-by-row path, which counts them. The result is the same integer either way.
+
+#: Rows per stretch: limb products below 2**52 leave 12 bits of headroom in a uint64.
+STRETCH_ROWS = 4096
+#: Binades a window spans (three 26-bit limbs hold a 53-bit mantissa shifted by up to 25).
+WINDOW = np.uint64(25)
+#: Binades a window reaches above the largest value that placed it, so the next
+#: stretch's window (placed from this one's largest value) rarely misses.
+_HEADROOM = np.uint64(3)
+#: Windows per stretch and sum before the remaining small values go to the bins.
+MAX_WINDOWS = 3
+
+_LIMB_MASK = np.uint64((1 << 26) - 1)
+_MAGNITUDE = np.uint64((1 << 63) - 1)
+_EXPONENT_MASK = np.uint64(0x7FF)
+_C26, _C52, _C62, _C63 = np.uint64(26), np.uint64(52), np.uint64(62), np.uint64(63)
+
+
+@intrinsic
+def _bits_float(typingctx, bits):
+    """The float64 with this IEEE-754 bit pattern."""
+    signature = types.float64(types.uint64)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return signature, codegen
+
+
+@njit(nogil=True)
+def _biased_unit(magnitude):
+    """The unit of a float's mantissa as a biased exponent: ``u + 1075``, at least 1."""
+    return max(magnitude >> _C52, _U1)
+
+
+@njit(nogil=True)
+def _window_below(magnitude):
+    """The window base whose top binade holds a value of this magnitude."""
+    return max(_biased_unit(magnitude), WINDOW + _U1) - WINDOW
+
+
+@njit(nogil=True)
+def _window_limbs(x, base):
+    """``x`` in the window at ``base``: ``(magnitude, below, a0, a1, a2, sign_mask)``.
+
+    The limbs are zero when ``x`` is outside the window; ``below`` says that
+    ``x`` is non-zero and under it.
+    """
+    bits = _float_bits(x)
+    magnitude = bits & _MAGNITUDE
+    biased = magnitude >> _C52
+    m = (bits & _FRACTION_MASK) | (np.uint64(biased != _U0) << _C52)
+    shift = max(biased, _U1) - base
+    inside = shift <= WINDOW
+    below = (shift >> _C62) != _U0 and m != _U0  # the subtraction wrapped
+    m = m if inside else _U0
+    shift = shift if inside else _U0
+    a0 = (m << shift) & _LIMB_MASK
+    a1 = (m >> (_C26 - shift)) & _LIMB_MASK
+    a2 = (m >> (_C52 - shift)) & _LIMB_MASK
+    return magnitude, below, a0, a1, a2, _U0 - (bits >> _C63)
+
+
+@njit(nogil=True)
+def _add_limbs(sums, a0, a1, a2, sign_mask):
+    """Add a window value's limbs, its negative part and its limb products to ``sums``."""
+    l0, l1, l2, n0, n1, n2, p00, p01, p02, p11, p12, p22 = sums
+    return (
+        l0 + a0, l1 + a1, l2 + a2,
+        n0 + (a0 & sign_mask), n1 + (a1 & sign_mask), n2 + (a2 & sign_mask),
+        p00 + a0 * a0, p01 + a0 * a1, p02 + a0 * a2,
+        p11 + a1 * a1, p12 + a1 * a2, p22 + a2 * a2,
+    )  # fmt: skip
+
+
+_NO_SUMS = (_U0,) * 12
+
+
+@njit(nogil=True)
+def _window_value(y_true, y_pred, i, residual):
+    return y_pred[i] - y_true[i] if residual else y_true[i]
+
+
+@njit(inline="always")
+def _window_pass(y_true, y_pred, start, stop, base, residual):
+    """Window sums of the residuals (or targets) of rows ``[start, stop)``.
+
+    Returns ``(sums, rows below the window, largest magnitude below it)``.
+    """
+    sums = _NO_SUMS
+    below = _U0
+    top_below = _U0
+    for j in range(start, stop):
+        x = _window_value(y_true, y_pred, np.uint64(j), residual)
+        magnitude, is_below, a0, a1, a2, sign_mask = _window_limbs(x, base)
+        sums = _add_limbs(sums, a0, a1, a2, sign_mask)
+        below += np.uint64(is_below)
+        top_below = max(top_below, magnitude if is_below else _U0)
+    return sums, below, top_below
+
+
+@njit(inline="always")
+def _both_windows(y_true, y_pred, start, stop, residual_base, target_base):
+    """Residual and target window sums in one pass; also each one's largest magnitude."""
+    residual_sums = _NO_SUMS
+    target_sums = _NO_SUMS
+    residual_top = _U0
+    target_top = _U0
+    residual_below = _U0
+    target_below = _U0
+    for j in range(start, stop):
+        i = np.uint64(j)
+        y = y_true[i]
+        magnitude, is_below, a0, a1, a2, sign_mask = _window_limbs(y_pred[i] - y, residual_base)
+        residual_sums = _add_limbs(residual_sums, a0, a1, a2, sign_mask)
+        residual_top = max(residual_top, magnitude)
+        residual_below += np.uint64(is_below)
+        magnitude, is_below, a0, a1, a2, sign_mask = _window_limbs(y, target_base)
+        target_sums = _add_limbs(target_sums, a0, a1, a2, sign_mask)
+        target_top = max(target_top, magnitude)
+        target_below += np.uint64(is_below)
+    residual = (residual_sums, residual_top, residual_below)
+    return residual, (target_sums, target_top, target_below)
+
+
+@njit(nogil=True)
+def _add_window(bins, positive, negative, squared, base, sums):
+    """Add a window's limb sums to the bins of its sum (signs apart) and of its square."""
+    l0, l1, l2, n0, n1, n2, p00, p01, p02, p11, p12, p22 = sums
+    unit = np.int64(base) - 1075
+    for k, (total, negatives) in enumerate(((l0, n0), (l1, n1), (l2, n2))):
+        add_mantissa(bins, positive, unit + 26 * k, total - negatives)
+        add_mantissa(bins, negative, unit + 26 * k, negatives)
+    square = 2 * unit
+    add_mantissa(bins, squared, square, p00)
+    add_wide(bins, squared, square + 26, p01 >> _C63, p01 << _U1)
+    add_wide(bins, squared, square + 52, p02 >> _C63, p02 << _U1)
+    add_mantissa(bins, squared, square + 52, p11)
+    add_wide(bins, squared, square + 78, p12 >> _C63, p12 << _U1)
+    add_mantissa(bins, squared, square + 104, p22)
+
+
+@njit(inline="always")
+def _windows_under(y_true, y_pred, start, stop, base, below, residual, bins, sides):
+    """Sums of the values under the window at ``base``: lower windows, then the bins."""
+    positive, negative, squared = sides
+    top_below = _U0
+    for j in range(start, stop):  # the largest value under the window
+        x = _window_value(y_true, y_pred, np.uint64(j), residual)
+        magnitude, is_below, _, _, _, _ = _window_limbs(x, base)
+        top_below = max(top_below, magnitude if is_below else _U0)
+    for _ in range(MAX_WINDOWS - 1):
+        lower = _window_below(top_below)
+        if not below or lower + WINDOW >= base:  # none left, or near zero: windows would overlap
+            break
+        base = lower
+        sums, below, top_below = _window_pass(y_true, y_pred, start, stop, base, residual)
+        _add_window(bins, positive, negative, squared, base, sums)
+    if below:
+        for j in range(start, stop):
+            x = _window_value(y_true, y_pred, np.uint64(j), residual)
+            magnitude, is_below, _, _, _, _ = _window_limbs(x, base)
+            if is_below:
+                m, unit = split(abs(x))
+                add_mantissa(bins, negative if x < 0.0 else positive, unit, m)
+                add_product(bins, squared, 2 * unit, m, m)
+
+
+@njit(nogil=True, cache=True)
+def _settle_window(y_true, y_pred, start, stop, base, window, residual, bins, sides):
+    """Add one sum's window pass of a stretch to the bins; return the next stretch's base.
+
+    ``window`` is ``(sums, largest magnitude, rows below)`` of the pass at ``base``.
+    If values lay above the window, the pass is redone around the largest.
+    """
+    positive, negative, squared = sides
+    sums, top, below = window
+    if _biased_unit(top) > base + WINDOW:
+        base = _window_below(top) + _HEADROOM
+        sums, below, _ = _window_pass(y_true, y_pred, start, stop, base, residual)
+    _add_window(bins, positive, negative, squared, base, sums)
+    if below:
+        _windows_under(y_true, y_pred, start, stop, base, below, residual, bins, sides)
+    return _window_below(top) + _HEADROOM
+
+
+_RESIDUAL_SIDES = (_POSITIVE, _NEGATIVE, _SQUARED)
+_TARGET_SIDES = (_TARGET_POS, _TARGET_NEG, _TARGET_SQUARED)
+
+
+@njit(nogil=True, cache=True)
+def _block_unweighted(y_true, y_pred, weight, bins, counts):
+    """:func:`_accumulate_block` for unweighted rows, by window sums per stretch."""
+    n = y_true.size
+    if n == 0:
+        return 0.0
+    top_residual = _U0
+    max_abs = 0.0
+    residual_base = _window_below(_float_bits(y_pred[0] - y_true[0]) & _MAGNITUDE) + _HEADROOM
+    target_base = _window_below(_float_bits(y_true[0]) & _MAGNITUDE) + _HEADROOM
+    for start in range(0, n, STRETCH_ROWS):
+        stop = min(start + STRETCH_ROWS, n)
+        residual, target = _both_windows(y_true, y_pred, start, stop, residual_base, target_base)
+        residual_top = residual[1]
+        if residual_top >> _C52 == _EXPONENT_MASK:  # a non-finite residual, target or prediction
+            block_max = _rows_unweighted(y_true[start:stop], y_pred[start:stop], weight, bins, counts)
+            max_abs = max(max_abs, block_max)
+            continue
+        counts[_ROWS] += stop - start
+        top_residual = max(top_residual, residual_top)
+        residual_base = _settle_window(
+            y_true, y_pred, start, stop, residual_base, residual, True, bins, _RESIDUAL_SIDES
+        )
+        target_base = _settle_window(
+            y_true, y_pred, start, stop, target_base, target, False, bins, _TARGET_SIDES
+        )
+    return max(max_abs, _bits_float(top_residual))
 
 
 @dataclass(frozen=True, slots=True)
