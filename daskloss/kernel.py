@@ -335,9 +335,10 @@ _HEADROOM = np.uint64(3)
 MAX_WINDOWS = 3
 
 _LIMB_MASK = np.uint64((1 << 26) - 1)
+_LOW52 = np.uint64((1 << 52) - 1)
 _MAGNITUDE = np.uint64((1 << 63) - 1)
 _EXPONENT_MASK = np.uint64(0x7FF)
-_C26, _C52, _C62, _C63 = np.uint64(26), np.uint64(52), np.uint64(62), np.uint64(63)
+_C26, _C52, _C63 = np.uint64(26), np.uint64(52), np.uint64(63)
 
 
 @intrinsic
@@ -365,10 +366,10 @@ def _window_below(magnitude):
 
 @njit(nogil=True)
 def _window_limbs(x, base):
-    """``x`` in the window at ``base``: ``(magnitude, below, a0, a1, a2, sign_mask)``.
+    """``x`` in the window at ``base``: ``(magnitude, low, high, sign_mask)``.
 
-    The limbs are zero when ``x`` is outside the window; ``below`` says that
-    ``x`` is non-zero and under it.
+    ``|x| = (low + high * 2**52) * 2**(base - 1075)`` with ``low < 2**52`` and
+    ``high < 2**26`` when ``x`` lies in the window; both are zero when it does not.
     """
     bits = _float_bits(x)
     magnitude = bits & _MAGNITUDE
@@ -376,28 +377,31 @@ def _window_limbs(x, base):
     m = (bits & _FRACTION_MASK) | (np.uint64(biased != _U0) << _C52)
     shift = max(biased, _U1) - base
     inside = shift <= WINDOW
-    below = (shift >> _C62) != _U0 and m != _U0  # the subtraction wrapped
     m = m if inside else _U0
     shift = shift if inside else _U0
-    a0 = (m << shift) & _LIMB_MASK
-    a1 = (m >> (_C26 - shift)) & _LIMB_MASK
-    a2 = (m >> (_C52 - shift)) & _LIMB_MASK
-    return magnitude, below, a0, a1, a2, _U0 - (bits >> _C63)
+    low = (m << shift) & _LOW52
+    high = (m >> (_C52 - shift)) & _LIMB_MASK
+    return magnitude, low, high, _U0 - (bits >> _C63)
 
 
 @njit(nogil=True)
-def _add_limbs(sums, a0, a1, a2, sign_mask):
-    """Add a window value's limbs, its negative part and its limb products to ``sums``."""
-    l0, l1, l2, n0, n1, n2, p00, p01, p02, p11, p12, p22 = sums
+def _add_limbs(sums, low, high, sign_mask):
+    """Add a window value, its negative part and its square (as limb products) to ``sums``.
+
+    The square of ``v = a0 + a1 * 2**26 + a2 * 2**52`` is kept as the six limb products.
+    """
+    total_low, total_high, negative_low, negative_high, p00, p01, p02, p11, p12, p22 = sums
+    a0 = low & _LIMB_MASK
+    a1 = low >> _C26
     return (
-        l0 + a0, l1 + a1, l2 + a2,
-        n0 + (a0 & sign_mask), n1 + (a1 & sign_mask), n2 + (a2 & sign_mask),
-        p00 + a0 * a0, p01 + a0 * a1, p02 + a0 * a2,
-        p11 + a1 * a1, p12 + a1 * a2, p22 + a2 * a2,
+        total_low + low, total_high + high,
+        negative_low + (low & sign_mask), negative_high + (high & sign_mask),
+        p00 + a0 * a0, p01 + a0 * a1, p02 + a0 * high,
+        p11 + a1 * a1, p12 + a1 * high, p22 + high * high,
     )  # fmt: skip
 
 
-_NO_SUMS = (_U0,) * 12
+_NO_SUMS = (_U0,) * 10
 
 
 @njit(nogil=True)
@@ -407,54 +411,52 @@ def _window_value(y_true, y_pred, i, residual):
 
 @njit(inline="always")
 def _window_pass(y_true, y_pred, start, stop, base, residual):
-    """Window sums of the residuals (or targets) of rows ``[start, stop)``.
-
-    Returns ``(sums, rows below the window, largest magnitude below it)``.
-    """
+    """Window sums of the residuals (or targets) of rows ``[start, stop)``."""
     sums = _NO_SUMS
-    below = _U0
-    top_below = _U0
     for j in range(start, stop):
         x = _window_value(y_true, y_pred, np.uint64(j), residual)
-        magnitude, is_below, a0, a1, a2, sign_mask = _window_limbs(x, base)
-        sums = _add_limbs(sums, a0, a1, a2, sign_mask)
-        below += np.uint64(is_below)
-        top_below = max(top_below, magnitude if is_below else _U0)
-    return sums, below, top_below
+        magnitude, low, high, sign_mask = _window_limbs(x, base)
+        sums = _add_limbs(sums, low, high, sign_mask)
+    return sums
 
 
 @njit(inline="always")
 def _both_windows(y_true, y_pred, start, stop, residual_base, target_base):
-    """Residual and target window sums in one pass; also each one's largest magnitude."""
+    """Residual and target window sums in one pass.
+
+    For each: ``(sums, largest magnitude, smallest non-zero magnitude minus one)``
+    (the minus one wraps zero to the largest uint64, out of the way).
+    """
     residual_sums = _NO_SUMS
     target_sums = _NO_SUMS
     residual_top = _U0
     target_top = _U0
-    residual_below = _U0
-    target_below = _U0
+    residual_bottom = ~_U0
+    target_bottom = ~_U0
     for j in range(start, stop):
         i = np.uint64(j)
         y = y_true[i]
-        magnitude, is_below, a0, a1, a2, sign_mask = _window_limbs(y_pred[i] - y, residual_base)
-        residual_sums = _add_limbs(residual_sums, a0, a1, a2, sign_mask)
+        magnitude, low, high, sign_mask = _window_limbs(y_pred[i] - y, residual_base)
+        residual_sums = _add_limbs(residual_sums, low, high, sign_mask)
         residual_top = max(residual_top, magnitude)
-        residual_below += np.uint64(is_below)
-        magnitude, is_below, a0, a1, a2, sign_mask = _window_limbs(y, target_base)
-        target_sums = _add_limbs(target_sums, a0, a1, a2, sign_mask)
+        residual_bottom = min(residual_bottom, magnitude - _U1)
+        magnitude, low, high, sign_mask = _window_limbs(y, target_base)
+        target_sums = _add_limbs(target_sums, low, high, sign_mask)
         target_top = max(target_top, magnitude)
-        target_below += np.uint64(is_below)
-    residual = (residual_sums, residual_top, residual_below)
-    return residual, (target_sums, target_top, target_below)
+        target_bottom = min(target_bottom, magnitude - _U1)
+    residual = (residual_sums, residual_top, residual_bottom + _U1)
+    return residual, (target_sums, target_top, target_bottom + _U1)
 
 
 @njit(nogil=True)
 def _add_window(bins, positive, negative, squared, base, sums):
-    """Add a window's limb sums to the bins of its sum (signs apart) and of its square."""
-    l0, l1, l2, n0, n1, n2, p00, p01, p02, p11, p12, p22 = sums
+    """Add a window's sums to the bins of its sum (signs apart) and of its square."""
+    total_low, total_high, negative_low, negative_high, p00, p01, p02, p11, p12, p22 = sums
     unit = np.int64(base) - 1075
-    for k, (total, negatives) in enumerate(((l0, n0), (l1, n1), (l2, n2))):
-        add_mantissa(bins, positive, unit + 26 * k, total - negatives)
-        add_mantissa(bins, negative, unit + 26 * k, negatives)
+    add_mantissa(bins, positive, unit, total_low - negative_low)
+    add_mantissa(bins, negative, unit, negative_low)
+    add_mantissa(bins, positive, unit + 52, total_high - negative_high)
+    add_mantissa(bins, negative, unit + 52, negative_high)
     square = 2 * unit
     add_mantissa(bins, squared, square, p00)
     add_wide(bins, squared, square + 26, p01 >> _C63, p01 << _U1)
@@ -464,47 +466,54 @@ def _add_window(bins, positive, negative, squared, base, sums):
     add_mantissa(bins, squared, square + 104, p22)
 
 
+@njit(nogil=True)
+def _under(magnitude, base):
+    """Whether a non-zero magnitude lies under the window at ``base``."""
+    return magnitude != _U0 and _biased_unit(magnitude) < base
+
+
 @njit(inline="always")
-def _windows_under(y_true, y_pred, start, stop, base, below, residual, bins, sides):
+def _windows_under(y_true, y_pred, start, stop, base, smallest, residual, bins, sides):
     """Sums of the values under the window at ``base``: lower windows, then the bins."""
     positive, negative, squared = sides
-    top_below = _U0
-    for j in range(start, stop):  # the largest value under the window
-        x = _window_value(y_true, y_pred, np.uint64(j), residual)
-        magnitude, is_below, _, _, _, _ = _window_limbs(x, base)
-        top_below = max(top_below, magnitude if is_below else _U0)
     for _ in range(MAX_WINDOWS - 1):
-        lower = _window_below(top_below)
-        if not below or lower + WINDOW >= base:  # none left, or near zero: windows would overlap
-            break
-        base = lower
-        sums, below, top_below = _window_pass(y_true, y_pred, start, stop, base, residual)
-        _add_window(bins, positive, negative, squared, base, sums)
-    if below:
+        top_under = _U0
         for j in range(start, stop):
             x = _window_value(y_true, y_pred, np.uint64(j), residual)
-            magnitude, is_below, _, _, _, _ = _window_limbs(x, base)
-            if is_below:
-                m, unit = split(abs(x))
-                add_mantissa(bins, negative if x < 0.0 else positive, unit, m)
-                add_product(bins, squared, 2 * unit, m, m)
+            magnitude = _float_bits(x) & _MAGNITUDE
+            top_under = max(top_under, magnitude if _under(magnitude, base) else _U0)
+        lower = _window_below(top_under)
+        if lower + WINDOW >= base:  # near zero: the windows would overlap
+            break
+        base = lower
+        sums = _window_pass(y_true, y_pred, start, stop, base, residual)
+        _add_window(bins, positive, negative, squared, base, sums)
+        if not _under(smallest, base):
+            return
+    for j in range(start, stop):
+        x = _window_value(y_true, y_pred, np.uint64(j), residual)
+        if _under(_float_bits(x) & _MAGNITUDE, base):
+            m, unit = split(abs(x))
+            add_mantissa(bins, negative if x < 0.0 else positive, unit, m)
+            add_product(bins, squared, 2 * unit, m, m)
 
 
 @njit(nogil=True, cache=True)
 def _settle_window(y_true, y_pred, start, stop, base, window, residual, bins, sides):
     """Add one sum's window pass of a stretch to the bins; return the next stretch's base.
 
-    ``window`` is ``(sums, largest magnitude, rows below)`` of the pass at ``base``.
-    If values lay above the window, the pass is redone around the largest.
+    ``window`` is ``(sums, largest magnitude, smallest non-zero magnitude)`` of
+    the pass at ``base``. If values lay above the window, the pass is redone
+    around the largest.
     """
     positive, negative, squared = sides
-    sums, top, below = window
+    sums, top, smallest = window
     if _biased_unit(top) > base + WINDOW:
         base = _window_below(top) + _HEADROOM
-        sums, below, _ = _window_pass(y_true, y_pred, start, stop, base, residual)
+        sums = _window_pass(y_true, y_pred, start, stop, base, residual)
     _add_window(bins, positive, negative, squared, base, sums)
-    if below:
-        _windows_under(y_true, y_pred, start, stop, base, below, residual, bins, sides)
+    if _under(smallest, base):
+        _windows_under(y_true, y_pred, start, stop, base, smallest, residual, bins, sides)
     return _window_below(top) + _HEADROOM
 
 
@@ -527,8 +536,8 @@ def _block_unweighted(y_true, y_pred, weight, bins, counts):
         residual, target = _both_windows(y_true, y_pred, start, stop, residual_base, target_base)
         residual_top = residual[1]
         if residual_top >> _C52 == _EXPONENT_MASK:  # a non-finite residual, target or prediction
-            block_max = _rows_unweighted(y_true[start:stop], y_pred[start:stop], weight, bins, counts)
-            max_abs = max(max_abs, block_max)
+            rows_max = _rows_unweighted(y_true[start:stop], y_pred[start:stop], weight, bins, counts)
+            max_abs = max(max_abs, rows_max)
             continue
         counts[_ROWS] += stop - start
         top_residual = max(top_residual, residual_top)
