@@ -19,6 +19,10 @@ adds before it could overflow: blocks of ``BLOCK_ROWS`` rows are flushed to
 Python integers (each row adds at most twice to any one bin). Signs are kept
 apart (bins for positive terms, bins for negative ones), so bins only grow.
 
+That row-by-row path serves weighted rows and stretches holding a non-finite
+value. Unweighted rows take a faster path to the same integers: window sums
+in SIMD lanes, one stretch of rows at a time (see the section below).
+
 All compiled code and the constants it bakes in live in this one module, so
 numba's on-disk cache (keyed by this file) can never run stale code.
 """
@@ -415,7 +419,7 @@ def _window_pass(y_true, y_pred, start, stop, base, residual):
     sums = _NO_SUMS
     for j in range(start, stop):
         x = _window_value(y_true, y_pred, np.uint64(j), residual)
-        magnitude, low, high, sign_mask = _window_limbs(x, base)
+        _, low, high, sign_mask = _window_limbs(x, base)
         sums = _add_limbs(sums, low, high, sign_mask)
     return sums
 
@@ -536,8 +540,8 @@ def _block_unweighted(y_true, y_pred, weight, bins, counts):
         residual, target = _both_windows(y_true, y_pred, start, stop, residual_base, target_base)
         residual_top = residual[1]
         if residual_top >> _C52 == _EXPONENT_MASK:  # a non-finite residual, target or prediction
-            rows_max = _rows_unweighted(y_true[start:stop], y_pred[start:stop], weight, bins, counts)
-            max_abs = max(max_abs, rows_max)
+            rows = (y_true[start:stop], y_pred[start:stop], weight)
+            max_abs = max(max_abs, _rows_unweighted(*rows, bins, counts))
             continue
         counts[_ROWS] += stop - start
         top_residual = max(top_residual, residual_top)
