@@ -188,7 +188,9 @@ def _list_files(
         fs, _, roots = fsspec.core.get_fs_token_paths(urls, storage_options=storage_options)
         found: dict[str, Any] = {}
         for root in roots:
-            if fs.isdir(root):
+            if _is_local(fs) and os.path.isdir(root):
+                found.update(_local_files(root))
+            elif fs.isdir(root):
                 listing = fs.find(root, detail=True)
                 found.update((f, info) for f, info in listing.items() if not _hidden(f, root))
             elif fs.exists(root):
@@ -207,6 +209,20 @@ def _list_files(
         for f, info in found.items()
     )
     return fs, sorted(files)
+
+
+def _local_files(root: str) -> Iterator[tuple[str, dict[str, int]]]:
+    """The data files under a local directory, as ``fs.find(detail=True)`` gives them.
+
+    ``os.scandir`` lists 10,000 files in about a fifth of fsspec's time.
+    """
+    for entry in os.scandir(root):
+        if entry.name.startswith(("_", ".")):
+            continue
+        if entry.is_dir():
+            yield from _local_files(entry.path)
+        elif entry.is_file():
+            yield entry.path, {"size": entry.stat().st_size}
 
 
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
@@ -263,10 +279,23 @@ class _FileReader:
         return pieces if len(pieces) > 1 else [Piece(path)]
 
     def read(self, piece: Piece) -> pa.Table:
-        """The needed columns of one piece as one table, checked."""
-        assert self.types is not None, "read() needs the dataset's column types"
-        schema = pa.schema(list(zip(self.columns, self.types, strict=True)))
-        return pa.Table.from_batches(list(self.iter_batches(piece)), schema=schema)
+        """The needed columns of one piece as one table, checked.
+
+        For the small files read whole: a plain file, not a memory map (mapping
+        and unmapping thousands of files serialises the threads of a process).
+        """
+        if self.format == "csv":
+            with self._open(piece.path) as handle:
+                _check_fits(piece, self._csv_bytes(piece.path))
+                return self._read_csv(handle, piece.path)
+        with self._open(piece.path, mapped=False) as handle:
+            parquet = self._checked_parquet(handle, piece)
+            try:
+                return parquet.read_row_groups(
+                    self._row_groups(parquet, piece), columns=list(self.columns), use_threads=False
+                )
+            except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
+                raise _corrupt(piece.path, "parquet", exc) from exc
 
     def iter_batches(self, piece: Piece) -> Iterator[pa.RecordBatch]:
         """The needed columns of one piece, checked, as record batches.
@@ -281,31 +310,46 @@ class _FileReader:
             yield from table.to_batches()
             return
         with self._open(piece.path) as handle:
-            parquet = self._parquet(handle, piece.path)
-            self._checked_schema(parquet, piece.path)
-            groups = list(piece.row_groups or range(parquet.metadata.num_row_groups))
-            group_bytes = (self._decoded_bytes(parquet.metadata.row_group(i)) for i in groups)
-            _check_fits(piece, max(group_bytes, default=0))
+            parquet = self._checked_parquet(handle, piece, whole=False)
             try:
                 yield from parquet.iter_batches(
                     batch_size=BATCH_ROWS,
-                    row_groups=groups,
+                    row_groups=self._row_groups(parquet, piece),
                     columns=list(self.columns),
                     use_threads=False,
                 )
             except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
                 raise _corrupt(piece.path, "parquet", exc) from exc
 
-    def _open(self, path: str) -> Any:
-        """A file to read: a pyarrow memory map for local Parquet, else fsspec's file.
+    def _checked_parquet(self, handle: Any, piece: Piece, whole: bool = True) -> pq.ParquetFile:
+        """An open Parquet file whose columns are checked and whose piece fits in memory.
+
+        ``whole``: the piece is read whole, else streamed a row group at a time.
+        """
+        parquet = self._parquet(handle, piece.path)
+        self._checked_schema(parquet, piece.path)
+        sizes = [
+            self._decoded_bytes(parquet.metadata.row_group(i))
+            for i in self._row_groups(parquet, piece)
+        ]
+        _check_fits(piece, sum(sizes) if whole else max(sizes, default=0))
+        return parquet
+
+    @staticmethod
+    def _row_groups(parquet: pq.ParquetFile, piece: Piece) -> list[int]:
+        return list(piece.row_groups or range(parquet.metadata.num_row_groups))
+
+    def _open(self, path: str, mapped: bool = True) -> Any:
+        """A file to read: for local Parquet pyarrow's own file, else fsspec's file.
 
         fsspec's Python file object cost about 30% of a local run (measured:
-        1.19 s against 0.83 s for 100M rows in 64 files); a memory map was a
-        little faster than pyarrow's plain file reader (0.91 s against 1.00 s).
+        1.19 s against 0.83 s for 100M rows in 64 files). Large files are
+        streamed from a memory map, a little faster than pyarrow's plain file
+        reader (0.91 s against 1.00 s); ``mapped=False`` gives the plain reader.
         """
         try:
             if self.format == "parquet" and _is_local(self.fs):
-                return pa.memory_map(path, "r")
+                return pa.memory_map(path, "r") if mapped else pa.OSFile(path, "r")
             return self.fs.open(path, "rb", compression="infer")
         except (FileNotFoundError, PermissionError, IsADirectoryError, OSError) as exc:
             raise ReadError(f"cannot open {path}: {exc}") from exc

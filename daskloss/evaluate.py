@@ -222,14 +222,7 @@ def _small_files_stats(
     Per-chunk work (checks, conversions, a kernel dispatch) cost more than
     copying the few MiB of a batch of small files together.
     """
-    tables = [dataset.read(piece) for piece in pieces]
-    joined = {
-        name: pa.chunked_array(
-            [chunk for table in tables for chunk in table[name].chunks],
-            type=tables[0].schema.field(name).type,
-        ).combine_chunks()
-        for name in dict.fromkeys(name for name in columns if name is not None)
-    }
+    joined = pa.concat_tables([dataset.read(piece) for piece in pieces]).combine_chunks()
     y_true, y_pred, weight = columns
     return ErrorStats.from_arrays(
         joined[y_true],
