@@ -332,11 +332,16 @@ class _FileReader:
         """
         parquet = self._parquet(handle, piece.path)
         self._checked_schema(parquet, piece.path)
-        sizes = [
-            self._decoded_bytes(parquet.metadata.row_group(i))
-            for i in self._row_groups(parquet, piece)
-        ]
-        _check_fits(piece, sum(sizes) if whole else max(sizes, default=0))
+        metadata = parquet.metadata
+        if whole and piece.row_groups is None:
+            needed = metadata.num_rows * 8 * len(self.columns)
+        else:
+            sizes = [
+                self._decoded_bytes(metadata.row_group(i))
+                for i in self._row_groups(parquet, piece)
+            ]
+            needed = sum(sizes) if whole else max(sizes, default=0)
+        _check_fits(piece, needed)
         return parquet
 
     @staticmethod
