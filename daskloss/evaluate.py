@@ -27,7 +27,6 @@ from typing import Any
 
 import dask.dataframe as dd
 import pandas as pd
-import pyarrow as pa
 from dask import delayed
 from dask.delayed import Delayed
 
@@ -222,7 +221,7 @@ def _small_files_stats(
     Per-chunk work (checks, conversions, a kernel dispatch) cost more than
     copying the few MiB of a batch of small files together.
     """
-    joined = pa.concat_tables([dataset.read(piece) for piece in pieces]).combine_chunks()
+    joined = dataset.read_together(pieces)
     y_true, y_pred, weight = columns
     return ErrorStats.from_arrays(
         joined[y_true],
