@@ -202,6 +202,36 @@ def test_type_differs_across_files(tmp_path):
         daskloss.evaluate(tmp_path)
 
 
+def _spoil_missing_column(path):
+    FRAME.iloc[:10].drop(columns="y_pred").to_parquet(path, index=False)
+
+
+def _spoil_type(path):
+    FRAME.iloc[:10].assign(y_true=np.arange(10, dtype=np.int32)).to_parquet(path, index=False)
+
+
+def _spoil_truncate(path):
+    path.write_bytes(path.read_bytes()[:200])
+
+
+@pytest.mark.parametrize(
+    ("spoil", "error", "message"),
+    [
+        (_spoil_missing_column, SchemaError, r"\['y_pred'\] not found in .*part-0005\.parquet"),
+        (_spoil_type, SchemaError, r"'y_true' in .*part-0005\.parquet has type int32.*double"),
+        (_spoil_truncate, ReadError, r"part-0005\.parquet.*truncated or corrupt"),
+    ],
+)
+def test_bad_file_among_batched_small_files_is_named(tmp_path, monkeypatch, spoil, error, message):
+    """Small files read together in one task still name the bad one."""
+    monkeypatch.setattr("daskloss.dataset.MIN_BATCHES", 2)
+    paths = _write_parquet(tmp_path, FRAME, 8)
+    assert len(daskloss.dataset.open_dataset(tmp_path, ["y_true", "y_pred"]).batches) == 2
+    spoil(paths[5])
+    with pytest.raises(error, match=message):
+        daskloss.evaluate(tmp_path)
+
+
 def test_string_in_numeric_csv_column(tmp_path):
     """A word in a numeric CSV column is an error naming the file."""
     (tmp_path / "a.csv").write_text("y_true,y_pred\n1,2\n3,4\n")
