@@ -49,10 +49,13 @@ def aligned_chunks(
     Columns read from one Parquet file share their chunk boundaries, so this
     usually yields the chunks as they are.
     """
-    starts = [np.cumsum([0] + [len(chunk) for chunk in chunks]) for chunks in columns]
-    lengths = {int(offsets[-1]) for offsets in starts}
+    lengths = {sum(map(len, chunks)) for chunks in columns}
     if len(lengths) > 1:
         raise SchemaError(f"columns have different lengths: {sorted(lengths)}")
+    if all(len(chunks) == 1 for chunks in columns):  # the usual case: no offsets to work out
+        yield tuple(chunks[0] for chunks in columns)
+        return
+    starts = [np.cumsum([0] + [len(chunk) for chunk in chunks]) for chunks in columns]
     boundaries = sorted(set().union(*(offsets.tolist() for offsets in starts)))
     for low, high in itertools.pairwise(boundaries):
         yield tuple(
