@@ -330,6 +330,18 @@ def test_piece_too_big_for_memory_is_refused(tmp_path, monkeypatch):
         daskloss.evaluate(tmp_path)
 
 
+def test_small_files_read_together_must_fit_together(tmp_path, monkeypatch):
+    """Small files joined in one task are held at once: their sum is checked, not each alone."""
+    monkeypatch.setattr("daskloss.dataset.MIN_BATCHES", 1)
+    _write_parquet(tmp_path, FRAME, 8)
+    one_file = len(FRAME) // 8 * 8 * 2 + 64
+    monkeypatch.setattr("daskloss.dataset.memory_budget", lambda: 3 * one_file)
+    with pytest.raises(DataError, match=r"part-000[3-7]\.parquet needs about .* repartition"):
+        daskloss.evaluate(tmp_path)
+    monkeypatch.setattr("daskloss.dataset.memory_budget", lambda: 100 * one_file)
+    assert_bit_identical(daskloss.evaluate(tmp_path).metrics, EXPECTED)
+
+
 def test_memory_budget_follows_the_worker_limit(tmp_path):
     """On a Dask worker the budget comes from its memory_limit."""
     distributed = pytest.importorskip("distributed")
