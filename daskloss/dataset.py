@@ -218,16 +218,24 @@ def _list_files(
     return fs, sorted(files)
 
 
-def _local_files(root: str) -> Iterator[tuple[str, dict[str, int]]]:
+def _local_files(
+    root: str, seen: set[tuple[int, int]] | None = None
+) -> Iterator[tuple[str, dict[str, int]]]:
     """The data files under a local directory, as ``fs.find(detail=True)`` gives them.
 
     ``os.scandir`` lists 10,000 files in about a fifth of fsspec's time.
+    Directories linked twice (or in a loop) are listed once.
     """
+    seen = set() if seen is None else seen
+    status = os.stat(root)
+    if (status.st_dev, status.st_ino) in seen:
+        return
+    seen.add((status.st_dev, status.st_ino))
     for entry in os.scandir(root):
         if entry.name.startswith(("_", ".")):
             continue
         if entry.is_dir():
-            yield from _local_files(entry.path)
+            yield from _local_files(entry.path, seen)
         elif entry.is_file():
             yield entry.path, {"size": entry.stat().st_size}
 
@@ -418,7 +426,10 @@ class _FileReader:
             schema = pa.schema([found.field(name) for name in self.columns])
         except KeyError:
             self._check_present(set(found.names), path)
-            raise
+            raise SchemaError(
+                f"{path} has more than one column named like one of {list(self.columns)}; "
+                "rewrite it with unique column names"
+            ) from None
         if self.types is None or tuple(schema.types) != self.types:  # else checked already
             self._check_types(schema, path)
         return schema

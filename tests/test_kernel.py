@@ -9,6 +9,7 @@ every sum must equal its ``fractions.Fraction`` value exactly.
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import numpy as np
@@ -112,7 +113,7 @@ def test_chunking_does_not_change_the_sums(name):
     y_true, y_pred = CASES[name]
     whole = accumulate(y_true, y_pred)
     cuts = [0, 1, 4095, 4097, 9000, ROWS]
-    chunks = [(y_true[a:b], y_pred[a:b], None) for a, b in zip(cuts, cuts[1:], strict=False)]
+    chunks = [(y_true[a:b], y_pred[a:b], None) for a, b in itertools.pairwise(cuts)]
     assert accumulate_chunks(chunks, weighted=False) == whole
 
 

@@ -155,6 +155,30 @@ def test_config_cannot_run_code(tmp_path, capsys):
     assert run_cli(["evaluate", str(config)], capsys).code == 2
 
 
+def test_duplicate_column_names_are_a_schema_error(tmp_path):
+    """A file with two columns of a needed name is refused by name, not with a KeyError."""
+    import daskloss
+    from daskloss import SchemaError
+
+    columns = [pa.array([1.0, 2.0]), pa.array([1.0, 2.5]), pa.array([3.0, 4.0])]
+    table = pa.Table.from_arrays(columns, names=["y_true", "y_pred", "y_pred"])
+    pq.write_table(table, tmp_path / "twice.parquet")
+    with pytest.raises(SchemaError, match=r"twice\.parquet has more than one column"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_directory_symlink_loop_is_listed_once(tmp_path):
+    """A symlink back up the tree neither hangs the listing nor counts files twice."""
+    import daskloss
+
+    (tmp_path / "a").mkdir()
+    pq.write_table(pa.table({"y_true": [1.0], "y_pred": [3.0]}), tmp_path / "a" / "x.parquet")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path)
+    result = daskloss.evaluate(tmp_path)
+    assert result.files == (str(tmp_path / "a" / "x.parquet"),)
+    assert result.metrics["se"] == 4.0
+
+
 def test_unicode_and_spaces_in_column_names(tmp_path, capsys):
     """Column names with spaces and non-ASCII characters work end to end."""
     data = tmp_path / "data"
