@@ -10,10 +10,17 @@ import pyarrow.parquet as pq
 import pytest
 
 import daskloss
-from daskloss.bench import Layout, prepare_dataset
+from daskloss.bench import Layout, paired_ratio, prepare_dataset
 from jobs.benchmark import main
 
-SUMMARY_KEYS = {"median_seconds", "min_seconds", "rows_per_second", "floor_ratio", "seconds"}
+SUMMARY_KEYS = {
+    "median_seconds",
+    "min_seconds",
+    "rows_per_second",
+    "floor_ratio",
+    "paired_floor_ratio",
+    "seconds",
+}
 
 
 def run_job(tmp_path: Path, *extra: str) -> dict:
@@ -36,6 +43,14 @@ def test_report_structure(tmp_path: Path) -> None:
     assert report["checks"]["daskloss_runs_identical"] is True
     assert set(report["checks"]["naive_relative_difference"]) == {"naive-dask"}
     assert set(report["kernel"]) == {"kernel", "kernel (weighted)", "np.sum", "math.fsum"}
+
+
+def test_paired_ratio_compares_runs_of_the_same_round() -> None:
+    """Each round's ratio first, then the median: a slow round slows both of its runs."""
+    assert paired_ratio([2.0, 4.0, 30.0], [1.0, 4.0, 10.0]) == 2.0
+    assert paired_ratio([1.0], [4.0]) == 0.25
+    with pytest.raises(ValueError):
+        paired_ratio([1.0, 2.0], [1.0])
 
 
 def test_reported_metrics_match_evaluate(tmp_path: Path) -> None:
