@@ -19,9 +19,10 @@ adds before it could overflow: blocks of ``BLOCK_ROWS`` rows are flushed to
 Python integers (each row adds at most twice to any one bin). Signs are kept
 apart (bins for positive terms, bins for negative ones), so bins only grow.
 
-That row-by-row path serves weighted rows and stretches holding a non-finite
-value. Unweighted rows take a faster path to the same integers: window sums
-in SIMD lanes, one stretch of rows at a time (see the section below).
+That row-by-row path serves stretches holding a non-finite value and rows
+whose values lie far apart. Most rows take faster paths to the same integers,
+one stretch of rows at a time: window sums in SIMD lanes when unweighted,
+products of window limbs when weighted (see the sections below).
 
 All compiled code and the constants it bakes in live in this one module, so
 numba's on-disk cache (keyed by this file) can never run stale code.
@@ -53,9 +54,23 @@ __all__ = [
 #: Exact values are integers in units of ``2**-FRACTION_BITS``: the unit of a
 #: product of three smallest subnormals.
 FRACTION_BITS = 3222
-#: Bins per accumulator: the highest bin is that of the upper half of a
-#: product of three largest floats (2913 + 53 above the unit).
-NBINS = FRACTION_BITS + 2913 + 53 + 1
+#: Binades a window spans (three 26-bit limbs hold a 53-bit mantissa shifted by up to 25).
+WINDOW = np.uint64(25)
+#: Binades a window reaches above the largest value that placed it, so the next
+#: stretch's window (placed from this one's largest value) rarely misses.
+_HEADROOM = np.uint64(3)
+#: The largest finite float's biased exponent, and the unit of its mantissa.
+_LARGEST_BIASED = np.uint64(2046)
+_LARGEST_UNIT = 2046 - 1075
+#: Bins per accumulator. The highest bin is the larger of: the upper half of a
+#: product of three largest floats (2913 + 53 above the unit), and the top
+#: diagonal (26 * 7 above) of a weighted square whose three windows sit at
+#: their highest (the largest float's unit, plus the headroom, less the window).
+NBINS = (
+    FRACTION_BITS
+    + max(3 * _LARGEST_UNIT + 53, 3 * (_LARGEST_UNIT + int(_HEADROOM) - int(WINDOW)) + 26 * 7)
+    + 1
+)
 #: Rows accumulated before bins are flushed: at most two adds below 2**106
 #: per row and bin keeps every bin below 2**126.
 BLOCK_ROWS = 1 << 19
@@ -256,7 +271,7 @@ def _rows_unweighted(y_true, y_pred, weight, bins, counts):
 
 
 @njit(nogil=True, cache=True)
-def _block_weighted(y_true, y_pred, weight, bins, counts):
+def _rows_weighted(y_true, y_pred, weight, bins, counts):
     return _accumulate_block(y_true, y_pred, weight, True, bins, counts)
 
 
@@ -330,11 +345,6 @@ def _add_row(bins, y, d, w, weighted):
 
 #: Rows per stretch: limb products below 2**52 leave 12 bits of headroom in a uint64.
 STRETCH_ROWS = 4096
-#: Binades a window spans (three 26-bit limbs hold a 53-bit mantissa shifted by up to 25).
-WINDOW = np.uint64(25)
-#: Binades a window reaches above the largest value that placed it, so the next
-#: stretch's window (placed from this one's largest value) rarely misses.
-_HEADROOM = np.uint64(3)
 #: Windows per stretch and sum before the remaining small values go to the bins.
 MAX_WINDOWS = 3
 
@@ -343,6 +353,12 @@ _LOW52 = np.uint64((1 << 52) - 1)
 _MAGNITUDE = np.uint64((1 << 63) - 1)
 _EXPONENT_MASK = np.uint64(0x7FF)
 _C26, _C52, _C63 = np.uint64(26), np.uint64(52), np.uint64(63)
+
+
+@njit(inline="always")
+def _umax(a, b):
+    """``max`` of two uint64, written out: the builtin is a call that can stop vectorisation."""
+    return a if a > b else b
 
 
 @intrinsic
@@ -359,16 +375,21 @@ def _bits_float(typingctx, bits):
 @njit(nogil=True)
 def _biased_unit(magnitude):
     """The unit of a float's mantissa as a biased exponent: ``u + 1075``, at least 1."""
-    return max(magnitude >> _C52, _U1)
+    return _umax(magnitude >> _C52, _U1)
 
 
 @njit(nogil=True)
 def _window_below(magnitude):
-    """The window base whose top binade holds a value of this magnitude."""
-    return max(_biased_unit(magnitude), WINDOW + _U1) - WINDOW
+    """The window base whose top binade holds a value of this magnitude.
+
+    Non-finite values count as the largest finite ones, so that no window (and
+    no bin index) lies beyond those of finite values.
+    """
+    biased = min(_biased_unit(magnitude), _LARGEST_BIASED)
+    return _umax(biased, WINDOW + _U1) - WINDOW
 
 
-@njit(nogil=True)
+@njit(inline="always")
 def _window_limbs(x, base):
     """``x`` in the window at ``base``: ``(magnitude, low, high, sign_mask)``.
 
@@ -379,7 +400,7 @@ def _window_limbs(x, base):
     magnitude = bits & _MAGNITUDE
     biased = magnitude >> _C52
     m = (bits & _FRACTION_MASK) | (np.uint64(biased != _U0) << _C52)
-    shift = max(biased, _U1) - base
+    shift = _umax(biased, _U1) - base
     inside = shift <= WINDOW
     m = m if inside else _U0
     shift = shift if inside else _U0
@@ -442,11 +463,11 @@ def _both_windows(y_true, y_pred, start, stop, residual_base, target_base):
         y = y_true[i]
         magnitude, low, high, sign_mask = _window_limbs(y_pred[i] - y, residual_base)
         residual_sums = _add_limbs(residual_sums, low, high, sign_mask)
-        residual_top = max(residual_top, magnitude)
+        residual_top = _umax(residual_top, magnitude)
         residual_bottom = min(residual_bottom, magnitude - _U1)
         magnitude, low, high, sign_mask = _window_limbs(y, target_base)
         target_sums = _add_limbs(target_sums, low, high, sign_mask)
-        target_top = max(target_top, magnitude)
+        target_top = _umax(target_top, magnitude)
         target_bottom = min(target_bottom, magnitude - _U1)
     residual = (residual_sums, residual_top, residual_bottom + _U1)
     return residual, (target_sums, target_top, target_bottom + _U1)
@@ -485,7 +506,7 @@ def _windows_under(y_true, y_pred, start, stop, base, smallest, residual, bins, 
         for j in range(start, stop):
             x = _window_value(y_true, y_pred, np.uint64(j), residual)
             magnitude = _float_bits(x) & _MAGNITUDE
-            top_under = max(top_under, magnitude if _under(magnitude, base) else _U0)
+            top_under = _umax(top_under, magnitude if _under(magnitude, base) else _U0)
         lower = _window_below(top_under)
         if lower + WINDOW >= base:  # near zero: the windows would overlap
             break
@@ -544,7 +565,7 @@ def _block_unweighted(y_true, y_pred, weight, bins, counts):
             max_abs = max(max_abs, _rows_unweighted(*rows, bins, counts))
             continue
         counts[_ROWS] += stop - start
-        top_residual = max(top_residual, residual_top)
+        top_residual = _umax(top_residual, residual_top)
         residual_base = _settle_window(
             y_true, y_pred, start, stop, residual_base, residual, True, bins, _RESIDUAL_SIDES
         )
@@ -552,6 +573,269 @@ def _block_unweighted(y_true, y_pred, weight, bins, counts):
             y_true, y_pred, start, stop, target_base, target, False, bins, _TARGET_SIDES
         )
     return max(max_abs, _bits_float(top_residual))
+
+
+# --- Weighted rows: products of window limbs -------------------------------------------------
+#
+# With a weight, every sum is a product: w, w*d, w*d**2, w*y, w*y**2. Each of w,
+# d and y is placed in its own window, as three 26-bit limbs, and the products
+# are formed limb by limb: w*d as five diagonals of limb products; d**2 first
+# as six 26-bit limbs (its diagonals with the carries passed up), then w*d**2 as
+# eight diagonals. A diagonal holds at most three products below 2**52, so
+# WEIGHTED_STRETCH_ROWS of them stay below 2**63 (signed sums included). Rows
+# with a value outside its window, or a negative weight, are left out of the
+# pass (their weight limbs are zeroed) and go through the bins one by one.
+
+#: Rows per stretch of weighted rows: 512 diagonals of three products below 2**52.
+WEIGHTED_STRETCH_ROWS = 512
+
+
+@njit(inline="always")
+def _three_limbs(low, high):
+    return low & _LIMB_MASK, low >> _C26, high
+
+
+@njit(inline="always")
+def _diagonals_3x3(a, b):
+    """The five diagonals of the product of two 3-limb numbers."""
+    a0, a1, a2 = a
+    b0, b1, b2 = b
+    return (
+        a0 * b0,
+        a0 * b1 + a1 * b0,
+        a0 * b2 + a1 * b1 + a2 * b0,
+        a1 * b2 + a2 * b1,
+        a2 * b2,
+    )
+
+
+@njit(inline="always")
+def _square_six_limbs(a):
+    """The square of a 3-limb number as six 26-bit limbs (carries passed up)."""
+    c0, c1, c2, c3, c4 = _diagonals_3x3(a, a)
+    e0 = c0 & _LIMB_MASK
+    t = (c0 >> _C26) + c1
+    e1 = t & _LIMB_MASK
+    t = (t >> _C26) + c2
+    e2 = t & _LIMB_MASK
+    t = (t >> _C26) + c3
+    e3 = t & _LIMB_MASK
+    t = (t >> _C26) + c4
+    return e0, e1, e2, e3, t & _LIMB_MASK, t >> _C26
+
+
+@njit(inline="always")
+def _add_products_3x6(sums, w, e):
+    """Add the eight diagonals of the product of a 3-limb and a 6-limb number to ``sums``."""
+    s0, s1, s2, s3, s4, s5, s6, s7 = sums
+    w0, w1, w2 = w
+    e0, e1, e2, e3, e4, e5 = e
+    return (
+        s0 + w0 * e0,
+        s1 + w0 * e1 + w1 * e0,
+        s2 + w0 * e2 + w1 * e1 + w2 * e0,
+        s3 + w0 * e3 + w1 * e2 + w2 * e1,
+        s4 + w0 * e4 + w1 * e3 + w2 * e2,
+        s5 + w0 * e5 + w1 * e4 + w2 * e3,
+        s6 + w1 * e5 + w2 * e4,
+        s7 + w2 * e5,
+    )
+
+
+@njit(inline="always")
+def _add_signed(sums, terms, sign_mask):
+    """Add (or, under ``sign_mask``, subtract) terms to two's-complement sums."""
+    s0, s1, s2, s3, s4 = sums
+    t0, t1, t2, t3, t4 = terms
+    return (
+        s0 + ((t0 ^ sign_mask) - sign_mask),
+        s1 + ((t1 ^ sign_mask) - sign_mask),
+        s2 + ((t2 ^ sign_mask) - sign_mask),
+        s3 + ((t3 ^ sign_mask) - sign_mask),
+        s4 + ((t4 ^ sign_mask) - sign_mask),
+    )
+
+
+@njit(inline="always")
+def _add_masked(sums, terms, mask):
+    """Add the terms selected by ``mask`` (all ones or zero) to five sums."""
+    s0, s1, s2, s3, s4 = sums
+    t0, t1, t2, t3, t4 = terms
+    return (
+        s0 + (t0 & mask),
+        s1 + (t1 & mask),
+        s2 + (t2 & mask),
+        s3 + (t3 & mask),
+        s4 + (t4 & mask),
+    )
+
+
+@njit(inline="always")
+def _outside(magnitude, low, high):
+    """1 if a value is non-zero but outside its window (its limbs were zeroed), else 0."""
+    return np.uint64(magnitude != _U0) & np.uint64((low | high) == _U0)
+
+
+@njit(inline="always")
+def _weighted_row_limbs(y_true, y_pred, weight, i, bases):
+    """Window limbs of a row's weight, residual and target, and whether to leave it out.
+
+    Returns ``(w, d, y, magnitudes, sign masks, left out)``.
+    """
+    weight_base, residual_base, target_base = bases
+    y = y_true[i]
+    mw, w_low, w_high, w_sign = _window_limbs(weight[i], weight_base)
+    md, d_low, d_high, d_sign = _window_limbs(y_pred[i] - y, residual_base)
+    my, y_low, y_high, y_sign = _window_limbs(y, target_base)
+    # without branches, so that the loop vectorises
+    left_out = (
+        (w_sign & _U1)
+        | _outside(mw, w_low, w_high)
+        | _outside(md, d_low, d_high)
+        | _outside(my, y_low, y_high)
+    )
+    keep = left_out - _U1  # all ones to keep the row, zero to leave it out
+    w = _three_limbs(w_low & keep, w_high & keep)
+    d = _three_limbs(d_low, d_high)
+    y3 = _three_limbs(y_low, y_high)
+    return w, d, y3, (mw, md, my), (d_sign, y_sign), left_out
+
+
+_NO_FIVE = (_U0,) * 5
+_NO_EIGHT = (_U0,) * 8
+
+
+@njit(nogil=True)
+def _weighted_pass(y_true, y_pred, weight, start, stop, bases):
+    """Window sums of the weighted rows ``[start, stop)`` at ``bases`` (weight, residual, target).
+
+    Returns the sums, the largest magnitude of each value, the largest ``|d|``
+    of rows with a positive weight, and the number of rows left out.
+    """
+    weight_low = _U0
+    weight_high = _U0
+    residual_abs = _NO_FIVE
+    residual_neg = _NO_FIVE
+    squared = _NO_EIGHT
+    target = _NO_FIVE
+    target_squared = _NO_EIGHT
+    top_w = _U0
+    top_d = _U0
+    top_y = _U0
+    max_abs = _U0
+    left_out = _U0
+    for j in range(start, stop):
+        i = np.uint64(j)
+        w, d, y, magnitudes, signs, out = _weighted_row_limbs(y_true, y_pred, weight, i, bases)
+        mw, md, my = magnitudes
+        d_sign, y_sign = signs
+        weight_low += w[0] | (w[1] << _C26)
+        weight_high += w[2]
+        wd = _diagonals_3x3(w, d)
+        residual_abs = _add_masked(residual_abs, wd, ~_U0)
+        residual_neg = _add_masked(residual_neg, wd, d_sign)
+        squared = _add_products_3x6(squared, w, _square_six_limbs(d))
+        target = _add_signed(target, _diagonals_3x3(w, y), y_sign)
+        target_squared = _add_products_3x6(target_squared, w, _square_six_limbs(y))
+        top_w = _umax(top_w, mw)
+        top_d = _umax(top_d, md)
+        top_y = _umax(top_y, my)
+        max_abs = _umax(max_abs, md & (_U0 - np.uint64((w[0] | w[1] | w[2]) != _U0)))
+        left_out += out
+    residual = (residual_abs, residual_neg)
+    sums = (weight_low, weight_high, residual, squared, target, target_squared)
+    return sums, (top_w, top_d, top_y), max_abs, left_out
+
+
+@njit(nogil=True)
+def _add_signed_to_bins(bins, positive, negative, unit, sums):
+    for k in range(5):
+        value = np.int64(sums[k])
+        if value >= 0:
+            add_mantissa(bins, positive, unit + 26 * k, np.uint64(value))
+        else:
+            add_mantissa(bins, negative, unit + 26 * k, np.uint64(-value))
+
+
+@njit(nogil=True)
+def _add_weighted_window(bins, bases, sums):
+    """Add a weighted pass's sums to the bins at the units of their windows."""
+    weight_low, weight_high, residual, squared, target, target_squared = sums
+    weight_base, residual_base, target_base = bases
+    uw = np.int64(weight_base) - 1075
+    ud = np.int64(residual_base) - 1075
+    uy = np.int64(target_base) - 1075
+    add_mantissa(bins, _WEIGHT, uw, weight_low)
+    add_mantissa(bins, _WEIGHT, uw + 52, weight_high)
+    residual_abs, residual_neg = residual
+    for k in range(5):
+        add_mantissa(bins, _POSITIVE, uw + ud + 26 * k, residual_abs[k] - residual_neg[k])
+        add_mantissa(bins, _NEGATIVE, uw + ud + 26 * k, residual_neg[k])
+    _add_signed_to_bins(bins, _TARGET_POS, _TARGET_NEG, uw + uy, target)
+    for k in range(8):
+        add_mantissa(bins, _SQUARED, uw + 2 * ud + 26 * k, squared[k])
+        add_mantissa(bins, _TARGET_SQUARED, uw + 2 * uy + 26 * k, target_squared[k])
+
+
+@njit(nogil=True)
+def _bases_for(tops):
+    top_w, top_d, top_y = tops
+    return (
+        _window_below(top_w) + _HEADROOM,
+        _window_below(top_d) + _HEADROOM,
+        _window_below(top_y) + _HEADROOM,
+    )
+
+
+@njit(nogil=True)
+def _above(tops, bases):
+    """Whether a value lies above its window."""
+    above = False
+    for k in range(3):
+        above = above or _biased_unit(tops[k]) > bases[k] + WINDOW
+    return above
+
+
+@njit(nogil=True, cache=True)
+def _block_weighted(y_true, y_pred, weight, bins, counts):
+    """:func:`_accumulate_block` for weighted rows, by window products per stretch."""
+    n = y_true.size
+    if n == 0:
+        return 0.0
+    max_abs = 0.0
+    first = np.uint64(0)
+    bases = _bases_for(
+        (
+            _float_bits(weight[first]) & _MAGNITUDE,
+            _float_bits(y_pred[first] - y_true[first]) & _MAGNITUDE,
+            _float_bits(y_true[first]) & _MAGNITUDE,
+        )
+    )
+    for start in range(0, n, WEIGHTED_STRETCH_ROWS):
+        stop = min(start + WEIGHTED_STRETCH_ROWS, n)
+        sums, tops, stretch_max, left_out = _weighted_pass(
+            y_true, y_pred, weight, start, stop, bases
+        )
+        top_w, top_d, _ = tops
+        if top_w >> _C52 == _EXPONENT_MASK or top_d >> _C52 == _EXPONENT_MASK:
+            rows = (y_true[start:stop], y_pred[start:stop], weight[start:stop])
+            max_abs = max(max_abs, _rows_weighted(*rows, bins, counts))
+            continue
+        if _above(tops, bases):  # redo around the largest values
+            bases = _bases_for(tops)
+            sums, tops, stretch_max, left_out = _weighted_pass(
+                y_true, y_pred, weight, start, stop, bases
+            )
+        _add_weighted_window(bins, bases, sums)
+        counts[_ROWS] += stop - start - left_out
+        max_abs = max(max_abs, _bits_float(stretch_max))
+        if left_out:
+            for j in range(start, stop):
+                if _weighted_row_limbs(y_true, y_pred, weight, np.uint64(j), bases)[5] != _U0:
+                    rows = (y_true[j : j + 1], y_pred[j : j + 1], weight[j : j + 1])
+                    max_abs = max(max_abs, _rows_weighted(*rows, bins, counts))
+        bases = _bases_for(tops)
+    return max_abs
 
 
 @dataclass(frozen=True, slots=True)

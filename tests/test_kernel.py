@@ -1,10 +1,12 @@
-"""The compiled kernel's fast path (window sums per stretch) against exact references.
+"""The compiled kernel's fast paths (window sums per stretch) against exact references.
 
 Unweighted rows are summed in windows of binades per stretch of rows, with
 lower windows and then the bins for values under the window, a redo for values
 above it, and the row-by-row path for stretches holding a non-finite value.
-Each case below forces one of those branches over several stretches, and
-every sum must equal its ``fractions.Fraction`` value exactly.
+Weighted rows multiply window limbs; rows with a value outside its window or a
+negative weight go through the bins. Each case below forces one of those
+branches over several stretches, and every sum must equal its
+``fractions.Fraction`` value exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from daskloss import kernel
 from daskloss.kernel import (
     FRACTION_BITS,
     STRETCH_ROWS,
@@ -26,32 +29,43 @@ from daskloss.kernel import (
 ROWS = 3 * STRETCH_ROWS + 17  # three whole stretches and a short one
 
 
-def reference_sums(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, int]:
-    """Every unweighted sum of the kernel, from Fractions, in its units."""
+def reference_sums(
+    y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray | None = None
+) -> dict[str, int]:
+    """Every sum of the kernel, from Fractions, in its units."""
+    w = np.ones_like(y_true) if weight is None else weight
     residual = y_pred - y_true
-    finite = np.isfinite(y_true) & np.isfinite(y_pred) & np.isfinite(residual)
-    d = [Fraction(v) for v in residual[finite].tolist()]
-    y = [Fraction(v) for v in y_true[finite].tolist()]
+    finite = np.isfinite(y_true) & np.isfinite(y_pred) & np.isfinite(residual) & np.isfinite(w)
+    kept = finite & ~(w < 0)
+    columns = (w[kept].tolist(), residual[kept].tolist(), y_true[kept].tolist())
+    rows = [tuple(map(Fraction, row)) for row in zip(*columns, strict=True)]
     scale = 1 << FRACTION_BITS
 
     def units(total: Fraction) -> int:
         assert (total * scale).denominator == 1
         return int(total * scale)
 
+    def total(terms) -> int:
+        return units(sum(terms, Fraction(0)))
+
     return {
-        "rows": int(finite.sum()),
+        "rows": int(kept.sum()),
         "skipped_rows": int((~finite).sum()),
-        "squared_error": units(sum((v * v for v in d), Fraction(0))),
-        "positive_error": units(sum((v for v in d if v > 0), Fraction(0))),
-        "negative_error": units(-sum((v for v in d if v < 0), Fraction(0))),
-        "target_sum": units(sum(y, Fraction(0))),
-        "target_squared": units(sum((v * v for v in y), Fraction(0))),
-        "max_abs_error": max((abs(float(v)) for v in d), default=0.0),
+        "negative_weight": int((finite & (w < 0)).sum()),
+        "weight_sum": total(a for a, _, _ in rows),
+        "squared_error": total(a * d * d for a, d, _ in rows),
+        "positive_error": total(a * d for a, d, _ in rows if d > 0),
+        "negative_error": -total(a * d for a, d, _ in rows if d < 0),
+        "target_sum": total(a * y for a, _, y in rows),
+        "target_squared": total(a * y * y for a, _, y in rows),
+        "max_abs_error": max((abs(float(d)) for a, d, _ in rows if a > 0), default=0.0),
     }
 
 
-def assert_exact(sums: ChunkSums, y_true: np.ndarray, y_pred: np.ndarray) -> None:
-    for name, expected in reference_sums(y_true, y_pred).items():
+def assert_exact(
+    sums: ChunkSums, y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray | None = None
+) -> None:
+    for name, expected in reference_sums(y_true, y_pred, weight).items():
         assert getattr(sums, name) == expected, name
 
 
@@ -117,17 +131,85 @@ def test_chunking_does_not_change_the_sums(name):
     assert accumulate_chunks(chunks, weighted=False) == whole
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_window_path_equals_weighted_path_with_unit_weights(seed):
-    """The unweighted fast path and the row-by-row weighted path agree on the same rows.
+def _weights() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    spread = rng.uniform(0.5, 2.0, ROWS)
+    signed = spread.copy()
+    signed[::7] = 0.0
+    signed[3::11] = -1.0  # refused: counted as negative weights
+    signed[5::13] = -0.0  # a zero weight, not a negative one
+    bad = spread.copy()
+    bad[2 * STRETCH_ROWS + 3] = np.inf
+    return {
+        "uniform": spread,
+        "zeros and negatives": signed,
+        # weights over 40 decades: rows outside the weight window go through the bins
+        "huge range": 10.0 ** rng.integers(-20, 20, ROWS) * spread,
+        "tiny": spread * 1e-300,
+        "non-finite weight": bad,
+    }
 
-    Weight one makes every weighted sum the unweighted one, computed by the
-    other (independent) code path.
-    """
+
+WEIGHTS = _weights()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("weights", list(WEIGHTS))
+def test_every_weighted_sum_is_exact(name, weights):
+    """The weighted window path (products of limbs) gives the Fraction sums bit for bit."""
+    y_true, y_pred = CASES[name]
+    weight = WEIGHTS[weights]
+    assert_exact(accumulate(y_true, y_pred, weight), y_true, y_pred, weight)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_window_paths_equal_the_row_by_row_path(seed, weighted, monkeypatch):
+    """The window paths and the row-by-row bins (independent code) give the same sums."""
     rng = np.random.default_rng(seed)
     rows = int(rng.integers(1, 3 * STRETCH_ROWS))
     y_true = rng.standard_normal(rows) * 10.0 ** rng.integers(-20, 20, rows)
     y_pred = y_true + rng.standard_normal(rows) * 10.0 ** rng.integers(-30, 10, rows)
-    fast = accumulate(y_true, y_pred)
-    rowwise = accumulate(y_true, y_pred, np.ones(rows))
-    assert fast == rowwise
+    weight = rng.uniform(0, 3, rows) * 10.0 ** rng.integers(-3, 3, rows) if weighted else None
+    fast = accumulate(y_true, y_pred, weight)
+    monkeypatch.setattr(kernel, "_block_unweighted", kernel._rows_unweighted)
+    monkeypatch.setattr(kernel, "_block_weighted", kernel._rows_weighted)
+    assert accumulate(y_true, y_pred, weight) == fast
+
+
+EXTREMES = """
+import numpy as np
+from daskloss.kernel import accumulate
+
+big, tiny = np.finfo(np.float64).max, np.finfo(np.float64).smallest_subnormal
+rng = np.random.default_rng(0)
+rows = 3 * 4096 + 5
+columns = [
+    np.full(rows, big), np.full(rows, -big), np.full(rows, tiny), np.zeros(rows),
+    rng.standard_normal(rows) * 10.0 ** rng.integers(-308, 308, rows),
+]
+for y_true in columns:
+    for y_pred in columns:
+        for weight in (None, *(np.abs(c) for c in columns)):
+            for first in (np.nan, np.inf, None):
+                y = y_true.copy()
+                if first is not None:
+                    y[0] = first
+                accumulate(y, y_pred, weight)
+print("in bounds")
+"""
+
+
+def test_kernel_stays_in_bounds_on_extreme_values(tmp_path):
+    """Compiled with bounds checks, the largest, smallest and non-finite values index no bin
+    outside the accumulators (an out-of-range write would corrupt memory silently)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", EXTREMES], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "in bounds" in done.stdout
