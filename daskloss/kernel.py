@@ -361,6 +361,12 @@ def _umax(a, b):
     return a if a > b else b
 
 
+@njit(inline="always")
+def _umin(a, b):
+    """``min`` of two uint64, written out (see :func:`_umax`)."""
+    return a if a < b else b
+
+
 @intrinsic
 def _bits_float(typingctx, bits):
     """The float64 with this IEEE-754 bit pattern."""
@@ -385,7 +391,7 @@ def _window_below(magnitude):
     Non-finite values count as the largest finite ones, so that no window (and
     no bin index) lies beyond those of finite values.
     """
-    biased = min(_biased_unit(magnitude), _LARGEST_BIASED)
+    biased = _umin(_biased_unit(magnitude), _LARGEST_BIASED)
     return _umax(biased, WINDOW + _U1) - WINDOW
 
 
@@ -464,11 +470,11 @@ def _both_windows(y_true, y_pred, start, stop, residual_base, target_base):
         magnitude, low, high, sign_mask = _window_limbs(y_pred[i] - y, residual_base)
         residual_sums = _add_limbs(residual_sums, low, high, sign_mask)
         residual_top = _umax(residual_top, magnitude)
-        residual_bottom = min(residual_bottom, magnitude - _U1)
+        residual_bottom = _umin(residual_bottom, magnitude - _U1)
         magnitude, low, high, sign_mask = _window_limbs(y, target_base)
         target_sums = _add_limbs(target_sums, low, high, sign_mask)
         target_top = _umax(target_top, magnitude)
-        target_bottom = min(target_bottom, magnitude - _U1)
+        target_bottom = _umin(target_bottom, magnitude - _U1)
     residual = (residual_sums, residual_top, residual_bottom + _U1)
     return residual, (target_sums, target_top, target_bottom + _U1)
 
