@@ -437,6 +437,7 @@ _NO_SUMS = (_U0,) * 10
 
 @njit(nogil=True)
 def _window_value(y_true, y_pred, i, residual):
+    """Row ``i``'s residual, or its target."""
     return y_pred[i] - y_true[i] if residual else y_true[i]
 
 
@@ -598,6 +599,7 @@ WEIGHTED_STRETCH_ROWS = 512
 
 @njit(inline="always")
 def _three_limbs(low, high):
+    """A window value ``low + high * 2**52`` as three 26-bit limbs."""
     return low & _LIMB_MASK, low >> _C26, high
 
 
@@ -755,6 +757,7 @@ def _weighted_pass(y_true, y_pred, weight, start, stop, bases):
 
 @njit(nogil=True)
 def _add_signed_to_bins(bins, positive, negative, unit, sums):
+    """Add five two's-complement diagonal sums to the bins of their signs."""
     for k in range(5):
         value = np.int64(sums[k])
         if value >= 0:
@@ -785,6 +788,7 @@ def _add_weighted_window(bins, bases, sums):
 
 @njit(nogil=True)
 def _bases_for(tops):
+    """Window bases (weight, residual, target) placed from the largest magnitudes."""
     top_w, top_d, top_y = tops
     return (
         _window_below(top_w) + _HEADROOM,
