@@ -232,7 +232,7 @@ def _local_files(
         return
     seen.add((status.st_dev, status.st_ino))
     for entry in os.scandir(root):
-        if entry.name.startswith(("_", ".")):
+        if _hidden_name(entry.name):
             continue
         if entry.is_dir():
             yield from _local_files(entry.path, seen)
@@ -247,7 +247,12 @@ def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
 
 def _hidden(file: str, root: str) -> bool:
     relative = file[len(root.rstrip("/")) :].lstrip("/")
-    return any(part.startswith(("_", ".")) for part in relative.split("/"))
+    return any(_hidden_name(part) for part in relative.split("/"))
+
+
+def _hidden_name(name: str) -> bool:
+    """Names starting with ``_`` or ``.`` (``_SUCCESS``, ``.crc``...) are not data."""
+    return name.startswith(("_", "."))
 
 
 @dataclass(frozen=True)
@@ -295,7 +300,7 @@ class _FileReader:
         run: list[int] = []
         run_bytes = 0
         for index in range(metadata.num_row_groups):
-            group_bytes = self._decoded_bytes(metadata.row_group(index))
+            group_bytes = self._decoded_bytes(metadata.row_group(index).num_rows)
             if run and run_bytes + group_bytes > PIECE_BYTES:
                 pieces.append(Piece(path, tuple(run)))
                 run, run_bytes = [], 0
@@ -378,10 +383,11 @@ class _FileReader:
             self._checked_schema(parquet, piece.path)
         metadata = parquet.metadata
         if whole and piece.row_groups is None:
-            needed = metadata.num_rows * 8 * len(self.columns)
+            needed = self._decoded_bytes(metadata.num_rows)
         else:
             sizes = [
-                self._decoded_bytes(metadata.row_group(i)) for i in self._row_groups(parquet, piece)
+                self._decoded_bytes(metadata.row_group(i).num_rows)
+                for i in self._row_groups(parquet, piece)
             ]
             needed = sum(sizes) if whole else max(sizes, default=0)
         _check_fits(piece, needed, budget)
@@ -434,9 +440,9 @@ class _FileReader:
             self._check_types(schema, path)
         return schema
 
-    def _decoded_bytes(self, row_group: pq.RowGroupMetaData) -> int:
-        """Bytes the needed columns of a row group take once decoded (8 per value)."""
-        return row_group.num_rows * 8 * len(self.columns)
+    def _decoded_bytes(self, rows: int) -> int:
+        """Bytes the needed columns of ``rows`` rows take once decoded (8 per value)."""
+        return rows * 8 * len(self.columns)
 
     def _csv_bytes(self, path: str) -> int:
         """A CSV file's float64 table is at most as large as its text; 4x for compressed."""

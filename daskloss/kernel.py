@@ -120,10 +120,6 @@ def split(x):
     return mantissa, max(biased, 1) - 1075
 
 
-#: The unit exponent :func:`split` gives for infinity and NaN.
-NONFINITE_UNIT = 0x7FF - 1075
-
-
 @njit(inline="always")
 def _index(k, unit):
     """Unsigned indices: numba then skips its negative-index wraparound (6.3 -> 4.8 ns/row)."""
@@ -384,6 +380,18 @@ def _biased_unit(magnitude):
     return _umax(magnitude >> _C52, _U1)
 
 
+@njit(inline="always")
+def _magnitude(x):
+    """The bits of ``|x|``: ordered as the magnitudes are (non-finite values last)."""
+    return _float_bits(x) & _MAGNITUDE
+
+
+@njit(nogil=True)
+def _base_unit(base):
+    """The unit (exponent of ``2``) of a window's base, a biased exponent."""
+    return np.int64(base) - 1075
+
+
 @njit(nogil=True)
 def _window_below(magnitude):
     """The window base whose top binade holds a value of this magnitude.
@@ -393,6 +401,25 @@ def _window_below(magnitude):
     """
     biased = _umin(_biased_unit(magnitude), _LARGEST_BIASED)
     return _umax(biased, WINDOW + _U1) - WINDOW
+
+
+@njit(nogil=True)
+def _above_window(magnitude, base):
+    """Whether a value of this magnitude lies above the window at ``base``."""
+    return _biased_unit(magnitude) > base + WINDOW
+
+
+@njit(nogil=True)
+def _window_around(magnitude):
+    """The window base placed from a stretch's largest magnitude, with headroom above."""
+    return _window_below(magnitude) + _HEADROOM
+
+
+@njit(nogil=True)
+def _add_sides(bins, positive, negative, unit, total, negatives):
+    """Add a sum of magnitudes whose negative terms sum to ``negatives``, signs apart."""
+    add_mantissa(bins, positive, unit, total - negatives)
+    add_mantissa(bins, negative, unit, negatives)
 
 
 @njit(inline="always")
@@ -484,11 +511,9 @@ def _both_windows(y_true, y_pred, start, stop, residual_base, target_base):
 def _add_window(bins, positive, negative, squared, base, sums):
     """Add a window's sums to the bins of its sum (signs apart) and of its square."""
     total_low, total_high, negative_low, negative_high, p00, p01, p02, p11, p12, p22 = sums
-    unit = np.int64(base) - 1075
-    add_mantissa(bins, positive, unit, total_low - negative_low)
-    add_mantissa(bins, negative, unit, negative_low)
-    add_mantissa(bins, positive, unit + 52, total_high - negative_high)
-    add_mantissa(bins, negative, unit + 52, negative_high)
+    unit = _base_unit(base)
+    _add_sides(bins, positive, negative, unit, total_low, negative_low)
+    _add_sides(bins, positive, negative, unit + 52, total_high, negative_high)
     square = 2 * unit
     add_mantissa(bins, squared, square, p00)
     add_wide(bins, squared, square + 26, p01 >> _C63, p01 << _U1)
@@ -512,7 +537,7 @@ def _windows_under(y_true, y_pred, start, stop, base, smallest, residual, bins, 
         top_under = _U0
         for j in range(start, stop):
             x = _window_value(y_true, y_pred, np.uint64(j), residual)
-            magnitude = _float_bits(x) & _MAGNITUDE
+            magnitude = _magnitude(x)
             top_under = _umax(top_under, magnitude if _under(magnitude, base) else _U0)
         lower = _window_below(top_under)
         if lower + WINDOW >= base:  # near zero: the windows would overlap
@@ -524,7 +549,7 @@ def _windows_under(y_true, y_pred, start, stop, base, smallest, residual, bins, 
             return
     for j in range(start, stop):
         x = _window_value(y_true, y_pred, np.uint64(j), residual)
-        if _under(_float_bits(x) & _MAGNITUDE, base):
+        if _under(_magnitude(x), base):
             m, unit = split(abs(x))
             add_mantissa(bins, negative if x < 0.0 else positive, unit, m)
             add_product(bins, squared, 2 * unit, m, m)
@@ -540,13 +565,13 @@ def _settle_window(y_true, y_pred, start, stop, base, window, residual, bins, si
     """
     positive, negative, squared = sides
     sums, top, smallest = window
-    if _biased_unit(top) > base + WINDOW:
-        base = _window_below(top) + _HEADROOM
+    if _above_window(top, base):
+        base = _window_around(top)
         sums = _window_pass(y_true, y_pred, start, stop, base, residual)
     _add_window(bins, positive, negative, squared, base, sums)
     if _under(smallest, base):
         _windows_under(y_true, y_pred, start, stop, base, smallest, residual, bins, sides)
-    return _window_below(top) + _HEADROOM
+    return _window_around(top)
 
 
 _RESIDUAL_SIDES = (_POSITIVE, _NEGATIVE, _SQUARED)
@@ -561,8 +586,8 @@ def _block_unweighted(y_true, y_pred, weight, bins, counts):
         return 0.0
     top_residual = _U0
     max_abs = 0.0
-    residual_base = _window_below(_float_bits(y_pred[0] - y_true[0]) & _MAGNITUDE) + _HEADROOM
-    target_base = _window_below(_float_bits(y_true[0]) & _MAGNITUDE) + _HEADROOM
+    residual_base = _window_around(_magnitude(y_pred[0] - y_true[0]))
+    target_base = _window_around(_magnitude(y_true[0]))
     for start in range(0, n, STRETCH_ROWS):
         stop = min(start + STRETCH_ROWS, n)
         residual, target = _both_windows(y_true, y_pred, start, stop, residual_base, target_base)
@@ -771,15 +796,14 @@ def _add_weighted_window(bins, bases, sums):
     """Add a weighted pass's sums to the bins at the units of their windows."""
     weight_low, weight_high, residual, squared, target, target_squared = sums
     weight_base, residual_base, target_base = bases
-    uw = np.int64(weight_base) - 1075
-    ud = np.int64(residual_base) - 1075
-    uy = np.int64(target_base) - 1075
+    uw = _base_unit(weight_base)
+    ud = _base_unit(residual_base)
+    uy = _base_unit(target_base)
     add_mantissa(bins, _WEIGHT, uw, weight_low)
     add_mantissa(bins, _WEIGHT, uw + 52, weight_high)
     residual_abs, residual_neg = residual
     for k in range(5):
-        add_mantissa(bins, _POSITIVE, uw + ud + 26 * k, residual_abs[k] - residual_neg[k])
-        add_mantissa(bins, _NEGATIVE, uw + ud + 26 * k, residual_neg[k])
+        _add_sides(bins, _POSITIVE, _NEGATIVE, uw + ud + 26 * k, residual_abs[k], residual_neg[k])
     _add_signed_to_bins(bins, _TARGET_POS, _TARGET_NEG, uw + uy, target)
     for k in range(8):
         add_mantissa(bins, _SQUARED, uw + 2 * ud + 26 * k, squared[k])
@@ -790,11 +814,7 @@ def _add_weighted_window(bins, bases, sums):
 def _bases_for(tops):
     """Window bases (weight, residual, target) placed from the largest magnitudes."""
     top_w, top_d, top_y = tops
-    return (
-        _window_below(top_w) + _HEADROOM,
-        _window_below(top_d) + _HEADROOM,
-        _window_below(top_y) + _HEADROOM,
-    )
+    return _window_around(top_w), _window_around(top_d), _window_around(top_y)
 
 
 @njit(nogil=True)
@@ -802,7 +822,7 @@ def _above(tops, bases):
     """Whether a value lies above its window."""
     above = False
     for k in range(3):
-        above = above or _biased_unit(tops[k]) > bases[k] + WINDOW
+        above = above or _above_window(tops[k], bases[k])
     return above
 
 
@@ -816,9 +836,9 @@ def _block_weighted(y_true, y_pred, weight, bins, counts):
     first = np.uint64(0)
     bases = _bases_for(
         (
-            _float_bits(weight[first]) & _MAGNITUDE,
-            _float_bits(y_pred[first] - y_true[first]) & _MAGNITUDE,
-            _float_bits(y_true[first]) & _MAGNITUDE,
+            _magnitude(weight[first]),
+            _magnitude(y_pred[first] - y_true[first]),
+            _magnitude(y_true[first]),
         )
     )
     for start in range(0, n, WEIGHTED_STRETCH_ROWS):
