@@ -2,8 +2,9 @@
 
 The kernel reads contiguous float64 arrays. A pyarrow column arrives as
 chunks (one per Parquet row group); each chunk without nulls is viewed, not
-copied. Integers are accepted only when float64 holds every value exactly;
-nulls become NaN so that the NaN policy sees them. Nothing is ever rounded.
+copied. Integers (and wider floats such as ``np.longdouble``) are accepted
+only when float64 holds every value exactly; nulls and masked entries become
+NaN so that the NaN policy sees them. Nothing is ever rounded.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def float64_chunks(values: Any, column: str, where: str = "") -> list[np.ndarray
         return [_arrow_chunk(chunk, column, where) for chunk in values.chunks]
     if isinstance(values, pa.Array):
         return [_arrow_chunk(values, column, where)]
+    if isinstance(values, np.ma.MaskedArray):
+        return [_masked(values, column, where)]
+    if not isinstance(values, np.ndarray):
+        _check_python_integers(values, column, where)
     return [_numpy(np.asarray(values), column, where)]
 
 
@@ -74,6 +79,8 @@ def _unwrap_series(series: pd.Series) -> Any:
     """The pyarrow data behind an Arrow-backed Series, else a numpy array."""
     if isinstance(series.dtype, pd.ArrowDtype):
         return series.array.__arrow_array__()
+    if isinstance(series.dtype, pd.SparseDtype):
+        return series.sparse.to_dense().to_numpy()
     if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
         if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(
             series.dtype
@@ -95,21 +102,63 @@ def _arrow_chunk(chunk: pa.Array, column: str, where: str) -> np.ndarray:
     return filled
 
 
+def _masked(values: np.ma.MaskedArray, column: str, where: str) -> np.ndarray:
+    """A numpy masked array with its masked entries as NaN (missing, like nulls)."""
+    converted = _numpy(np.ma.getdata(values), column, where)
+    mask = np.ma.getmaskarray(values)
+    return np.where(mask, np.nan, converted) if mask.any() else converted
+
+
+def _check_python_integers(values: Any, column: str, where: str) -> None:
+    """Refuse integers in a list that numpy would round when it makes the list float64.
+
+    ``np.asarray([2**53 + 1, 0.5])`` is float64 already, so the integer check
+    on numpy arrays would never see the integer it rounded.
+    """
+    if not isinstance(values, (list, tuple)):
+        return
+    for value in values:
+        if isinstance(value, (int, np.integer)) and not _float64_holds(int(value)):
+            raise _inexact_integers(column, where)
+
+
+def _float64_holds(value: int) -> bool:
+    if abs(value) <= _EXACT_INTEGER_LIMIT:
+        return True
+    try:
+        return int(float(value)) == value
+    except OverflowError:
+        return False
+
+
 def _numpy(array: np.ndarray, column: str, where: str) -> np.ndarray:
     if array.dtype == np.float64:
         return np.ascontiguousarray(array)
-    if array.dtype.kind == "f":
+    if array.dtype.kind == "f" and array.dtype.itemsize < 8:
         return array.astype(np.float64)  # widening float16/float32 is exact
+    if array.dtype.kind == "f":
+        return _narrowed_exactly(array, column, where)
     if array.dtype.kind in "iu":
         converted = array.astype(np.float64)
         if not _exact_in_float64(array, converted):
-            raise SchemaError(
-                f"column {column!r}{where} holds integers that float64 cannot represent "
-                "exactly (beyond 2**53); cast the column to float64 yourself if rounding is "
-                "acceptable"
-            )
+            raise _inexact_integers(column, where)
         return converted
     raise _not_numeric(column, where, str(array.dtype))
+
+
+def _narrowed_exactly(array: np.ndarray, column: str, where: str) -> np.ndarray:
+    """A float wider than float64 (``np.longdouble``) as float64, if no value changes."""
+    with np.errstate(over="ignore"):
+        converted = array.astype(np.float64)
+    finite = np.isfinite(array)
+    same = converted.astype(array.dtype) == array
+    if not (same | ~finite).all():
+        raise SchemaError(
+            f"column {column!r}{where} has dtype {array.dtype} and holds values that float64 "
+            "cannot represent exactly; cast the column to float64 yourself if rounding is "
+            "acceptable"
+        )
+    return converted
 
 
 def _exact_in_float64(array: np.ndarray, converted: np.ndarray) -> bool:
@@ -126,6 +175,14 @@ def _exact_in_float64(array: np.ndarray, converted: np.ndarray) -> bool:
     if ((rounded >= beyond) | (rounded < -beyond)).any():  # rounded out of the type's range
         return False
     return bool((rounded.astype(array.dtype) == array[big]).all())
+
+
+def _inexact_integers(column: str, where: str) -> SchemaError:
+    return SchemaError(
+        f"column {column!r}{where} holds integers that float64 cannot represent "
+        "exactly (beyond 2**53); cast the column to float64 yourself if rounding is "
+        "acceptable"
+    )
 
 
 def _not_numeric(column: str, where: str, found: str) -> SchemaError:

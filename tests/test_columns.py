@@ -113,3 +113,49 @@ def test_strings_and_bools_are_refused():
     ):
         with pytest.raises(SchemaError, match="must be numeric"):
             float64_chunks(values, "y")
+
+
+def test_longdouble_is_refused_when_float64_would_round_it():
+    """np.longdouble values float64 cannot hold are refused, not rounded; exact ones pass."""
+    if np.finfo(np.longdouble).nmant <= 52:
+        pytest.skip("np.longdouble is float64 on this platform")
+    inexact = np.array([1.0, 1.0], dtype=np.longdouble) + np.longdouble(2) ** -60
+    for values in (inexact, pd.Series(inexact)):
+        with pytest.raises(SchemaError, match="float64 cannot represent exactly"):
+            ErrorStats.from_arrays(np.ones(2), values)
+    huge = np.array([np.longdouble(2) ** 2000], dtype=np.longdouble)
+    with pytest.raises(SchemaError, match="float64 cannot represent exactly"):
+        float64_chunks(huge, "y")
+    exact = np.array([0.1, np.inf, np.nan], dtype=np.float64).astype(np.longdouble)
+    (chunk,) = float64_chunks(exact, "y")
+    assert chunk[0] == 0.1 and chunk[1] == np.inf and np.isnan(chunk[2])
+
+
+def test_mixed_python_list_refuses_integers_numpy_would_round():
+    """A list mixing big integers and floats is checked before numpy makes it float64."""
+    with pytest.raises(SchemaError, match=r"2\*\*53"):
+        ErrorStats.from_arrays([2**53 + 1, 0.5], [0, 0])
+    with pytest.raises(SchemaError, match=r"2\*\*53"):
+        float64_chunks([10**400, 0.5], "y")
+    (chunk,) = float64_chunks([2**60, np.int64(-(2**53)), 0.5], "y")
+    assert chunk.tolist() == [2.0**60, -(2.0**53), 0.5]
+
+
+def test_masked_entries_are_missing():
+    """Masked entries of a numpy masked array count as NaN; the caller's array is untouched."""
+    y_true = np.ma.array([1.0, 1e300, 3.0], mask=[False, True, False])
+    y_pred = np.array([1.0, 0.0, 5.0])
+    with pytest.raises(NonFiniteValueError, match="1 in 'y_true'"):
+        ErrorStats.from_arrays(y_true, y_pred)
+    stats = ErrorStats.from_arrays(y_true, y_pred, nan_policy="skip")
+    assert (stats.count, stats.skipped_rows) == (2, 1)
+    assert stats.metrics()["se"] == 4.0 and stats.metrics()["max_error"] == 2.0
+    assert np.ma.getdata(y_true)[1] == 1e300
+
+
+def test_sparse_pandas_column_gives_the_dense_bits():
+    """A sparse pandas column is evaluated as its dense values."""
+    dense = np.where(Y_TRUE > 0, Y_TRUE, 0.0)
+    sparse = pd.Series(pd.arrays.SparseArray(dense, fill_value=0.0))
+    stats = ErrorStats.from_arrays(sparse, pd.Series(Y_PRED))
+    assert_bit_identical(stats.metrics(), reference_metrics(dense, Y_PRED))
