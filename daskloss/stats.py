@@ -98,8 +98,8 @@ class ErrorStats:
         y_true, y_pred : array-like of float
             Targets and predictions, one value per row: numpy arrays, pandas
             Series or pyarrow (chunked) arrays, read without copies where
-            possible. Integers are accepted when float64 holds them exactly;
-            nulls count as NaN.
+            possible. Integers (and wider floats) are accepted when float64
+            holds them exactly; nulls and masked entries count as NaN.
         weight : array-like of float, optional
             Non-negative sample weights; ``None`` weighs every row 1.
         nan_policy : {'error', 'skip'}
