@@ -142,10 +142,12 @@ def _choice(*options: str) -> Check:
     return check
 
 
-def _integer(minimum: int) -> Check:
+def _integer(minimum: int, maximum: int | None = None) -> Check:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise _Invalid(f"expected an integer >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise _Invalid(f"expected an integer from {minimum} to {maximum}")
         return value
 
     return check
@@ -212,13 +214,18 @@ class OutputSettings:
     storage_options: Mapping[str, Any] = _secret_setting(_table, lambda: MappingProxyType({}))
 
 
+#: Upper bound of ``cluster.n_workers`` and ``cluster.threads_per_worker``: a
+#: LocalCluster runs on this one machine, so a larger number is a typo.
+MAX_LOCAL_WORKERS = 1024
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """``[cluster]``: the embedded default (empty address) or a scheduler address."""
 
     address: str = _setting(_address, default="")
-    n_workers: int | None = _setting(_integer(1), default=None)
-    threads_per_worker: int | None = _setting(_integer(1), default=None)
+    n_workers: int | None = _setting(_integer(1, MAX_LOCAL_WORKERS), default=None)
+    threads_per_worker: int | None = _setting(_integer(1, MAX_LOCAL_WORKERS), default=None)
     connect_timeout: float = _setting(_seconds, default=30.0)
 
 
@@ -431,6 +438,8 @@ def _read_toml(source: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {source}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: it is not UTF-8 text ({exc})") from None
 
 
 def _parse_override(item: str) -> tuple[str, Any]:

@@ -118,7 +118,7 @@ def evaluate(
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     columns = (y_true, y_pred, weight)
-    wanted = [name for name in columns if name is not None]
+    wanted = list(dict.fromkeys(name for name in columns if name is not None))  # each read once
     if isinstance(source, dd.DataFrame):
         frame = _select_columns(source, wanted)
         lazy = reduce_stats(frame, columns, nan_policy=nan_policy, split_every=split_every)

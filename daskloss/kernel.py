@@ -30,9 +30,12 @@ numba's on-disk cache (keyed by this file) can never run stale code.
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from llvmlite import ir
@@ -50,6 +53,8 @@ __all__ = [
     "exact_sum",
     "new_bins",
 ]
+
+_LOG = logging.getLogger(__name__)
 
 #: Exact values are integers in units of ``2**-FRACTION_BITS``: the unit of a
 #: product of three smallest subnormals.
@@ -90,6 +95,35 @@ def _float_bits(typingctx, x):
         return builder.bitcast(args[0], ir.IntType(64))
 
     return signature, codegen
+
+
+def _cached_njit(**options: Any) -> Callable[[Callable], Any]:
+    """``numba.njit`` with its on-disk cache, or without one where numba finds no place.
+
+    numba refuses ``cache=True`` when neither the package's ``__pycache__`` nor
+    a user cache directory is writable (a container user without a home): the
+    kernel is then compiled again by each process, and a warning says how to
+    keep it.
+    """
+
+    def decorate(function: Callable) -> Any:
+        try:
+            return njit(cache=True, **options)(function)
+        except RuntimeError as exc:
+            if "cannot cache" not in str(exc):
+                raise
+            _warn_uncached()
+            return njit(**options)(function)
+
+    return decorate
+
+
+@functools.cache
+def _warn_uncached() -> None:
+    _LOG.warning(
+        "numba has no writable directory to cache the compiled kernel in, so every run "
+        "compiles it again (about 10 s); set NUMBA_CACHE_DIR to a writable directory"
+    )
 
 
 @intrinsic
@@ -173,7 +207,7 @@ def new_bins(count: int = 1) -> np.ndarray:
     return np.zeros((count, NBINS, 2), np.uint64)
 
 
-@njit(nogil=True, cache=True)
+@_cached_njit(nogil=True)
 def _bins_to_bytes(bins):
     """``(data, first)``: ``sum(bins[i] * 2**i) == int.from_bytes(data, "little") << first``.
 
@@ -213,7 +247,7 @@ def bins_to_int(bins: np.ndarray) -> int:
     return int.from_bytes(data.tobytes(), "little") << first
 
 
-@njit(nogil=True, cache=True)
+@_cached_njit(nogil=True)
 def _sum_into_bins(values, bins):
     for i in range(values.size):
         m, unit = split(values[i])
@@ -261,12 +295,12 @@ def _count_nonfinite(y, p, w, counts):
         counts[_OVERFLOW] += 1
 
 
-@njit(nogil=True, cache=True)
+@_cached_njit(nogil=True)
 def _rows_unweighted(y_true, y_pred, weight, bins, counts):
     return _accumulate_block(y_true, y_pred, weight, False, bins, counts)
 
 
-@njit(nogil=True, cache=True)
+@_cached_njit(nogil=True)
 def _rows_weighted(y_true, y_pred, weight, bins, counts):
     return _accumulate_block(y_true, y_pred, weight, True, bins, counts)
 
@@ -555,7 +589,7 @@ def _windows_under(y_true, y_pred, start, stop, base, smallest, residual, bins, 
             add_product(bins, squared, 2 * unit, m, m)
 
 
-@njit(nogil=True, cache=True)
+@_cached_njit(nogil=True)
 def _settle_window(y_true, y_pred, start, stop, base, window, residual, bins, sides):
     """Add one sum's window pass of a stretch to the bins; return the next stretch's base.
 
@@ -578,7 +612,7 @@ _RESIDUAL_SIDES = (_POSITIVE, _NEGATIVE, _SQUARED)
 _TARGET_SIDES = (_TARGET_POS, _TARGET_NEG, _TARGET_SQUARED)
 
 
-@njit(nogil=True, cache=True)
+@_cached_njit(nogil=True)
 def _block_unweighted(y_true, y_pred, weight, bins, counts):
     """:func:`_accumulate_block` for unweighted rows, by window sums per stretch."""
     n = y_true.size
@@ -826,7 +860,7 @@ def _above(tops, bases):
     return above
 
 
-@njit(nogil=True, cache=True)
+@_cached_njit(nogil=True)
 def _block_weighted(y_true, y_pred, weight, bins, counts):
     """:func:`_accumulate_block` for weighted rows, by window products per stretch."""
     n = y_true.size

@@ -161,14 +161,17 @@ def _cell(value: float | int | None) -> str:
 def check_output_path(path: str) -> None:
     """Fail before any work if a local report path cannot be written.
 
-    Creates the missing parent directories. URLs are not checked.
+    Creates the missing parent directories. Of a URL, only the scheme is
+    checked: that fsspec knows it and its package is installed.
 
     Raises
     ------
     ConfigError
-        The path is a directory, or its directory cannot be created or written.
+        The path is a directory, or its directory cannot be created or written,
+        or the URL's scheme cannot be written to here.
     """
     if "://" in path and not path.startswith("file://"):
+        _check_protocol(path)
         return
     local = fsspec.core.url_to_fs(path)[1]
     if os.path.isdir(local):
@@ -186,12 +189,25 @@ def check_output_path(path: str) -> None:
         raise ConfigError(f"cannot write the report to {local}: directory {parent} is not writable")
 
 
+def _check_protocol(url: str) -> None:
+    protocol = url.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"cannot write the report to {redact_url(url)}: {exc}") from None
+
+
 def write_report(
     report: Mapping[str, Any], path: str, storage_options: Mapping[str, Any] | None = None
 ) -> None:
     """Write the report as JSON to a local path or fsspec URL, atomically.
 
     See the module docstring for what "atomically" guarantees where.
+
+    Raises
+    ------
+    ConfigError
+        The report cannot be written there (permissions, unknown scheme...).
 
     Examples
     --------
@@ -202,11 +218,17 @@ def write_report(
     '{\\n  "report_version": 1\\n}\\n'
     """
     text = render_json(report)
-    fs, target = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
-    if isinstance(fs, LocalFileSystem):
-        _replace_local(target, text)
-    else:
-        fs.pipe_file(target, text.encode())
+    try:
+        fs, target = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
+        if isinstance(fs, LocalFileSystem):
+            _replace_local(target, text)
+        else:
+            fs.pipe_file(target, text.encode())
+    except (OSError, ValueError, ImportError) as exc:
+        raise ConfigError(
+            f"cannot write the report to {redact_url(path)}: {exc}; the evaluation finished "
+            "but no report was written: fix output.path and run the job again"
+        ) from exc
 
 
 def _replace_local(target: str, text: str) -> None:

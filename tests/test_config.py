@@ -133,6 +133,22 @@ def test_invalid_toml_is_config_error(tmp_path):
         load_settings(path, environ={})
 
 
+def test_config_that_is_not_utf8_is_config_error(tmp_path):
+    """A config file in another encoding (UTF-16, Latin-1) is a ConfigError naming it."""
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[dataset]\npath = "donn\u00e9es/"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.toml is not valid TOML: it is not UTF-8"):
+        load_settings(path, environ={})
+
+
+def test_worker_counts_are_bounded():
+    """A LocalCluster of more than 1024 workers or threads is a typo, refused up front."""
+    for key in ("n_workers", "threads_per_worker"):
+        message = _error(_with("cluster", **{key: 10**22}))
+        assert f"config key 'cluster.{key}'" in message and "from 1 to 1024" in message
+    assert parse_settings(_with("cluster", n_workers=1024)).cluster.n_workers == 1024
+
+
 def test_missing_file_is_config_error(tmp_path):
     """A config file that does not exist is a ConfigError."""
     with pytest.raises(ConfigError, match="cannot read config file"):

@@ -389,3 +389,81 @@ def test_dataset_as_a_dask_dataframe(tmp_path):
     frame = open_dataset(tmp_path, ["y_true", "y_pred", "w"]).to_frame()
     assert frame.npartitions == 3 and list(frame.columns) == ["y_true", "y_pred", "w"]
     assert_bit_identical(daskloss.evaluate(frame, weight="w").metrics, EXPECTED_WEIGHTED)
+
+
+def test_page_checksums_are_verified(tmp_path):
+    """A flipped bit in a Parquet page written with a checksum is a ReadError, not a number."""
+    frame = pd.DataFrame({"y_true": np.arange(100) + 0.5, "y_pred": np.zeros(100)})
+    path = tmp_path / "a.parquet"
+    frame.to_parquet(
+        path, index=False, compression="none", use_dictionary=False, write_page_checksum=True
+    )
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(np.float64(50.5).tobytes())  # in the page, not its min/max
+    data[at + 5] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(ReadError, match=r"a\.parquet.*CRC checksum"):
+        daskloss.evaluate(path)
+
+
+@pytest.mark.parametrize("prefix", ["a", "z"], ids=["first-file", "later-file"])
+@pytest.mark.parametrize(
+    "suffix, content",
+    [
+        (".csv", b""),
+        (".csv", b"y_true,y_pred\n1,2\n3\n"),
+        (".csv", b"y_true,y_pr\xe9d,y_pred\n1,2,3\n"),
+        (".csv.gz", b"not gzip"),
+    ],
+    ids=["empty", "ragged", "not-utf8", "bad-gzip"],
+)
+def test_unreadable_csv_is_a_read_error_naming_it(tmp_path, prefix, suffix, content):
+    """A CSV file that cannot be parsed, first or later in the dataset, is a ReadError."""
+    (tmp_path / "m-good.csv").write_text("y_true,y_pred\n1,2\n")
+    (tmp_path / f"{prefix}-bad{suffix}").write_bytes(content)
+    with pytest.raises(ReadError, match=rf"{prefix}-bad{suffix}.*truncated or corrupt"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_csv_with_a_needed_column_twice_is_refused(tmp_path):
+    """A CSV header naming a needed column twice is a SchemaError (not the first one taken)."""
+    (tmp_path / "a.csv").write_text("y_true,y_pred\n1,2\n")
+    (tmp_path / "b.csv").write_text("y_true,y_pred,y_pred\n1,2,1\n")
+    with pytest.raises(SchemaError, match=r"b\.csv has more than one column named \['y_pred'\]"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_zstd_csv_without_the_zstandard_package(tmp_path):
+    """A .csv.zst file gives the bits of the same CSV uncompressed."""
+    text = FRAME.to_csv(index=False, float_format="%.17g").encode()
+    (tmp_path / "a.csv.zst").write_bytes(pa.compress(text, codec="zstd", asbytes=True))
+    result = daskloss.evaluate(tmp_path / "a.csv.zst", weight="w")
+    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
+
+
+def test_glob_skips_hidden_files(tmp_path):
+    """A glob such as dir/* leaves out _SUCCESS and .crc files, like a directory listing."""
+    _write_parquet(tmp_path, FRAME, 2)
+    (tmp_path / "_SUCCESS").write_text("")
+    (tmp_path / ".part-0000.parquet.crc").write_bytes(b"crc")
+    result = daskloss.evaluate(str(tmp_path / "*"))
+    assert_bit_identical(result.metrics, EXPECTED)
+    assert len(result.files) == 2
+
+
+def test_mixed_csv_and_parquet_is_refused(tmp_path):
+    """A directory mixing CSV and Parquet files says so, instead of a corrupt-file error."""
+    _write_parquet(tmp_path, FRAME, 1)
+    FRAME.to_csv(tmp_path / "extra.csv", index=False)
+    with pytest.raises(SchemaError, match=r"mixes CSV files .*extra\.csv.*dataset\.format"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_one_column_in_two_roles(tmp_path):
+    """A column may serve two roles (the target as the weight): read once, same bits."""
+    frame = FRAME.assign(y_true=FRAME.y_true.abs())
+    expected = reference_metrics(frame.y_true, frame.y_pred, frame.y_true)
+    _write_parquet(tmp_path, frame, 3)
+    assert_bit_identical(daskloss.evaluate(tmp_path, weight="y_true").metrics, expected)
+    lazy = dd.from_pandas(frame, npartitions=3)
+    assert_bit_identical(daskloss.evaluate(lazy, weight="y_true").metrics, expected)

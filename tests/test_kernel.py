@@ -213,3 +213,27 @@ def test_kernel_stays_in_bounds_on_extreme_values(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "in bounds" in done.stdout
+
+
+def test_kernel_compiles_without_a_cache_where_numba_has_none(monkeypatch, caplog):
+    """Where numba finds no writable cache directory, the kernel is compiled uncached, with a hint.
+
+    numba raises at decoration time then ("no locator available"), which used to
+    fail the import of daskloss.
+    """
+    real_njit = kernel.njit
+
+    def njit_without_locator(**options):
+        if options.pop("cache", False):
+            raise RuntimeError("cannot cache function 'add_one': no locator available for file")
+        return real_njit(**options)
+
+    monkeypatch.setattr(kernel, "njit", njit_without_locator)
+    kernel._warn_uncached.cache_clear()
+
+    @kernel._cached_njit(nogil=True)
+    def add_one(x):
+        return x + 1
+
+    assert add_one(41) == 42
+    assert "set NUMBA_CACHE_DIR" in caplog.text

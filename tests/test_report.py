@@ -167,7 +167,7 @@ def test_failed_write_midway_keeps_previous_report(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ConfigError, match=r"No space left.*no report was written"):
         write_report({"report_version": 1, "metrics": {"mse": 1.0}}, str(target))
     assert target.read_text() == '{"old": true}\n'
     assert os.listdir(tmp_path) == ["report.json"]
@@ -190,3 +190,18 @@ def test_check_output_path_rejects_a_directory(tmp_path):
     """A report path that is a directory is a config error."""
     with pytest.raises(ConfigError, match="is a directory"):
         check_output_path(str(tmp_path))
+
+
+def test_unknown_url_scheme_is_refused_before_the_run():
+    """An output URL whose scheme fsspec does not know (or cannot load) is a config error."""
+    with pytest.raises(ConfigError, match=r"cannot write the report to foo://b/r\.json"):
+        check_output_path("foo://b/r.json")
+    check_output_path("memory://reports/r.json")
+
+
+def test_write_failure_is_a_config_error_naming_the_path(tmp_path):
+    """A report that cannot be written after the run is a ConfigError (exit 2), not a traceback."""
+    (tmp_path / "file").write_text("")
+    target = tmp_path / "file" / "report.json"  # its "directory" is a file
+    with pytest.raises(ConfigError, match=r"cannot write the report to .*file/report\.json"):
+        write_report({"report_version": 1}, str(target))
