@@ -80,7 +80,13 @@ def write_sample(
 
 def _prepare_directory(directory: Path) -> Path:
     """Create ``directory``, or empty it of earlier sample files; refuse any other file."""
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the sample directory {directory}: {exc.strerror or exc}; "
+            "choose a new directory"
+        ) from None
     foreign = sorted(p.name for p in directory.iterdir() if not _FILE_PATTERN.fullmatch(p.name))
     if foreign:
         raise ConfigError(

@@ -273,6 +273,14 @@ def test_make_sample_refuses_a_directory_with_other_files(tmp_path, capsys):
     assert "notes.txt" in run.err
 
 
+def test_make_sample_refuses_a_file_as_its_directory(tmp_path, capsys):
+    """make-sample given an existing file: exit 2 naming it, no traceback."""
+    (tmp_path / "taken").write_text("")
+    run = run_cli(["make-sample", str(tmp_path / "taken"), "--rows", "10"], capsys)
+    assert run.code == 2
+    assert "cannot create the sample directory" in run.err and "taken" in run.err
+
+
 def test_make_sample_rejects_zero_rows(tmp_path, capsys):
     """--rows must be a positive integer (argparse error, exit 2)."""
     assert run_cli(["make-sample", str(tmp_path), "--rows", "0"], capsys).code == 2

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import dask
 import pytest
+from distributed import Client
 
 import daskloss
 from daskloss.cluster import Connection, connect
@@ -48,6 +54,131 @@ def test_unreachable_scheduler_is_a_connection_error():
     with pytest.raises(ConnectionError, match=f"cannot connect to the Dask scheduler at {address}"):
         with connect(settings):
             pass
+
+
+#: How long a test gives connect() beyond connect_timeout before calling it a hang:
+#: generous, for a loaded machine; this is a hang check, not a performance assertion.
+HANG_MARGIN = 15.0
+
+
+def _silent(conn: socket.socket) -> None:
+    """Accept and say nothing, like a service waiting for its own protocol."""
+
+
+def _http_error(conn: socket.socket) -> None:
+    """Answer whatever comes with an HTTP error, like a web server (the dashboard)."""
+    conn.recv(4096)
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+
+def _banner(conn: socket.socket) -> None:
+    """Talk first, like sshd."""
+    conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+
+def _hang_up(conn: socket.socket) -> None:
+    """Close every connection at once."""
+    conn.close()
+
+
+@contextmanager
+def _serve(behaviour: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 treating each connection with ``behaviour``; yields its address."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            connections.append(conn)
+            behaviour(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        for conn in connections:
+            conn.close()
+        thread.join(timeout=5)
+
+
+def _connect_error(settings: ClusterSettings) -> tuple[BaseException | None, float]:
+    """Run connect() in a daemon thread; fail the test, rather than hang, if it does not end."""
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            with connect(settings):
+                outcome.append(None)
+        except BaseException as exc:  # handed to the test below
+            outcome.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(timeout=settings.connect_timeout + HANG_MARGIN)
+    elapsed = time.monotonic() - started
+    if thread.is_alive():
+        pytest.fail(f"connect() to {settings.address} still blocked after {elapsed:.0f} s")
+    return outcome[0], elapsed
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "expected"),
+    [
+        (_silent, "no Dask scheduler answered there"),
+        (_http_error, "does not speak Dask's protocol"),
+        (_banner, "does not speak Dask's protocol"),
+        (_hang_up, "does not speak Dask's protocol"),
+    ],
+    ids=["silent", "http", "banner", "hang-up"],
+)
+def test_a_service_that_is_not_dask_is_a_connection_error(behaviour, expected):
+    """A port served by something else fails within the timeout, naming the address."""
+    with _serve(behaviour) as address:
+        settings = ClusterSettings(address=address, connect_timeout=1.0)
+        error, elapsed = _connect_error(settings)
+    assert isinstance(error, ConnectionError), repr(error)
+    assert f"cannot connect to the Dask scheduler at {address}" in str(error)
+    assert expected in str(error)
+    assert "8786" in str(error)
+    assert elapsed < settings.connect_timeout + HANG_MARGIN
+
+
+def test_a_failed_connection_leaves_no_thread_behind():
+    """Giving up on a silent service stops every thread the attempt started."""
+    with _serve(_silent) as address:
+        settings = ClusterSettings(address=address, connect_timeout=0.5)
+        _connect_error(settings)  # warm up distributed's own lazily created threads
+        before = set(threading.enumerate())
+        with pytest.raises(ConnectionError):
+            with connect(settings):
+                pass
+    assert set(threading.enumerate()) <= before
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "tcp://127.0.0.1", "tcp://127.0.0.1:"])
+def test_an_address_without_port_says_how_to_write_it(address):
+    """A scheduler address without a port names the problem and the usual port."""
+    with pytest.raises(ConnectionError, match="has no port") as caught:
+        with connect(ClusterSettings(address=address, connect_timeout=30.0)):
+            pass
+    assert "tcp://127.0.0.1:8786" in str(caught.value)
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:99999", "tcp://127.0.0.1:http"])
+def test_an_address_with_a_bad_port_is_refused_at_once(address):
+    """A port that is not a number from 1 to 65535 is refused before any connection."""
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="port"):
+        with connect(ClusterSettings(address=address, connect_timeout=30.0)):
+            pass
+    assert time.monotonic() - started < HANG_MARGIN
 
 
 def test_progress_is_logged_on_threads(sample, caplog):
@@ -93,3 +224,13 @@ def test_progress_is_logged_on_a_cluster(sample, scheduler_address, caplog):
             metrics = daskloss.evaluate(str(sample)).metrics
     assert metrics == daskloss.evaluate(str(sample)).metrics
     assert any("still evaluating" in record.message for record in caplog.records)
+
+
+@pytest.mark.cluster
+def test_a_worker_address_is_not_a_scheduler(scheduler_address):
+    """The address of a worker, given by mistake, is refused with a clear message."""
+    with Client(scheduler_address, timeout=30) as client:
+        worker = next(iter(client.scheduler_info()["workers"]))
+    with pytest.raises(ConnectionError, match="a Dask Worker answers there, not a scheduler"):
+        with connect(ClusterSettings(address=worker, connect_timeout=5.0)):
+            pass
