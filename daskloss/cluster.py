@@ -6,7 +6,9 @@ active. Three cases, from ``[cluster]`` settings:
 
 * ``address`` set: a Client to that running scheduler (``tcp://host:8786``).
   The job waits up to ``connect_timeout`` seconds for the scheduler and for a
-  first worker, and checks that the workers can import daskloss.
+  first worker, and checks that the workers can import daskloss. Whatever
+  listens at the address (an HTTP server, a silent or a chatty service), the
+  wait ends on time with a :class:`ConnectionError` that names the address.
 * no address, ``n_workers`` set: a :class:`distributed.LocalCluster` of that
   many worker processes (``threads_per_worker`` threads each), closed at exit.
 * no address and no ``n_workers``: the embedded default, Dask's threaded
@@ -20,15 +22,22 @@ results between processes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar
 
 import dask
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, Security
+from distributed.comm import CommClosedError, parse_address, parse_host_port
+from distributed.comm import connect as open_comm
+from distributed.comm.registry import get_backend
 
 import daskloss
 from daskloss.config import ClusterSettings
@@ -36,6 +45,24 @@ from daskloss.config import ClusterSettings
 __all__ = ["Connection", "connect"]
 
 _LOG = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: The port ``dask scheduler`` listens on unless told otherwise.
+_SCHEDULER_PORT = 8786
+
+#: Seconds the probe of an address gets beyond ``connect_timeout``: distributed
+#: gives up on an unreachable address after ``connect_timeout`` and says why
+#: (refused, unknown host); the margin lets that reason win over a bare timeout.
+_PROBE_MARGIN = 1.0
+
+#: What else answers ``identity`` on a Dask port, given by mistake for the scheduler's.
+_NOT_SCHEDULERS = frozenset({"Worker", "Nanny"})
+
+_WRONG_PORT_HINT = (
+    "check that the port is the scheduler's (8786 by default), not the dashboard's (8787) "
+    "or another service's, and the scheme (tcp:// or tls://)"
+)
 
 
 @dataclass(frozen=True)
@@ -104,19 +131,178 @@ def _remote(settings: ClusterSettings) -> Iterator[Client]:
             "cluster.n_workers and cluster.threads_per_worker are ignored with a scheduler "
             "address: the running cluster decides"
         )
+    connection_args = Security().get_connection_args("client")
+    _check_address(address, connection_args)
     _LOG.info("connecting to the Dask scheduler at %s", address)
-    try:
-        client = Client(address, timeout=timeout)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ConnectionError(
-            f"cannot connect to the Dask scheduler at {address} within {timeout:g} s ({exc}); "
-            "check the address and port, and that the scheduler is running"
-        ) from exc
+    _probe(address, timeout, connection_args)
+    client = _client(address, timeout)
     try:
         _check_workers(client, address, timeout)
         yield client
     finally:
         client.close()
+
+
+def _check_address(address: str, connection_args: dict[str, Any]) -> None:
+    """Refuse, before connecting, an address that distributed cannot try as written.
+
+    So that a failure after this check is the doing of whatever listens there.
+    """
+    scheme, location = parse_address(address)
+    try:
+        get_backend(scheme)
+    except ValueError as exc:
+        raise ConnectionError(
+            f"the Dask scheduler address {address} has an unknown scheme {scheme!r}; "
+            f"write it as tcp://HOST:PORT, e.g. tcp://HOST:{_SCHEDULER_PORT}"
+        ) from exc
+    if scheme in ("tcp", "tls"):
+        _check_host_port(address, scheme, location)
+    _check_encryption(address, scheme, connection_args)
+
+
+def _check_host_port(address: str, scheme: str, location: str) -> None:
+    """Refuse a TCP or TLS address without a valid ``HOST:PORT``, saying how to write it."""
+    host, colon, port = location.rpartition(":")
+    if not colon or location.endswith("]"):  # "host" or "[ipv6]": no port
+        host, port = location, ""
+    example = f"{scheme}://{host or 'HOST'}:{_SCHEDULER_PORT}"
+    if not port:
+        raise ConnectionError(
+            f"the Dask scheduler address {address} has no port; write it as {scheme}://HOST:PORT, "
+            f"e.g. {example} ({_SCHEDULER_PORT} is the scheduler's default port)"
+        )
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ConnectionError(
+            f"the Dask scheduler address {address} has port {port!r}; expected a number "
+            f"from 1 to 65535, e.g. {example}"
+        )
+    try:
+        parse_host_port(location)
+    except ValueError as exc:
+        raise ConnectionError(
+            f"the Dask scheduler address {address} is not {scheme}://HOST:PORT ({exc})"
+        ) from exc
+
+
+def _check_encryption(address: str, scheme: str, connection_args: dict[str, Any]) -> None:
+    """Refuse a TLS address without TLS settings, or a TCP one where encryption is required."""
+    if scheme in ("tls", "wss") and connection_args.get("ssl_context") is None:
+        raise ConnectionError(
+            f"the Dask scheduler address {address} asks for TLS, but Dask has no TLS settings "
+            "for a client; set distributed.comm.tls.ca-file, distributed.comm.tls.client.cert "
+            "and distributed.comm.tls.client.key in Dask's configuration"
+        )
+    if scheme == "tcp" and connection_args.get("require_encryption"):
+        raise ConnectionError(
+            f"the Dask scheduler address {address} is not encrypted, but Dask's configuration "
+            "requires encryption (distributed.comm.require-encryption); give its tls:// address"
+        )
+
+
+def _probe(address: str, timeout: float, connection_args: dict[str, Any]) -> None:
+    """Check that a Dask scheduler answers at ``address``, on time whatever listens there.
+
+    ``Client(address, timeout=...)`` bounds the TCP connection but not the
+    handshake of distributed's protocol that follows (dask/distributed#8071): a
+    service that accepts and stays silent, such as an HTTP server on the
+    dashboard's port, blocks it forever, and one that talks first (an SSH
+    banner) is read as a frame of exabytes (``MemoryError``). The probe does
+    the same handshake and asks for the server's identity under a deadline,
+    then closes its connection; the Client follows only if a scheduler answered.
+    """
+    exchange = _identity(address, timeout, connection_args)
+    try:
+        identity = _run_on_own_loop(asyncio.wait_for(exchange, timeout + _PROBE_MARGIN))
+    except TimeoutError as exc:  # before OSError: TimeoutError is one
+        raise ConnectionError(
+            f"cannot connect to the Dask scheduler at {address} within {timeout:g} s: "
+            f"no Dask scheduler answered there; {_WRONG_PORT_HINT}"
+        ) from exc
+    except CommClosedError as exc:  # hung up during the handshake
+        raise ConnectionError(_not_dask(address)) from exc
+    except OSError as exc:
+        raise ConnectionError(_unreachable(address, timeout, exc)) from exc
+    except Exception as exc:  # its bytes read as Dask frames: MemoryError, struct.error...
+        raise ConnectionError(_not_dask(address)) from exc
+    _check_is_scheduler(identity, address)
+
+
+async def _identity(address: str, timeout: float, connection_args: dict[str, Any]) -> Any:
+    """Connect with distributed's handshake, return the answer to ``identity``, hang up."""
+    comm = await open_comm(address, timeout=timeout, deserialize=False, **connection_args)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def _run_on_own_loop(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coroutine`` on a new event loop in a thread of its own; return its result.
+
+    A thread of its own, so that this works even where the caller's thread
+    already runs an event loop (a notebook). ``asyncio.run`` closes the loop
+    when the coroutine ends and the thread ends with it: nothing is left
+    running. The thread is a daemon so that an interrupted wait (Ctrl-C) does
+    not hold up the exit; the coroutine ends on its own deadline anyway.
+    """
+    outcome: Future[_T] = Future()
+
+    def run() -> None:
+        try:
+            outcome.set_result(asyncio.run(coroutine))
+        except BaseException as exc:  # re-raised in the caller's thread below
+            outcome.set_exception(exc)
+
+    thread = threading.Thread(target=run, name="daskloss-probe", daemon=True)
+    thread.start()
+    thread.join()
+    return outcome.result()
+
+
+def _check_is_scheduler(identity: Any, address: str) -> None:
+    """Refuse the address of a worker or a nanny, given for the scheduler's."""
+    kind = identity.get("type") if isinstance(identity, dict) else None
+    if kind not in _NOT_SCHEDULERS:
+        return
+    scheduler = identity.get("scheduler")
+    fix = f"its scheduler is at {scheduler}" if scheduler else "give the scheduler's address"
+    raise ConnectionError(
+        f"cannot connect to the Dask scheduler at {address}: a Dask {kind} answers there, "
+        f"not a scheduler; {fix}"
+    )
+
+
+def _client(address: str, timeout: float) -> Client:
+    """A Client to the scheduler at ``address``, which the probe has just heard from.
+
+    The Client's own handshake has no deadline, but it follows a probe that
+    got an answer from the scheduler: only a scheduler that stops answering in
+    between could still hold it up.
+    """
+    try:
+        return Client(address, timeout=timeout)
+    except Exception as exc:
+        raise ConnectionError(_unreachable(address, timeout, exc)) from exc
+
+
+def _unreachable(address: str, timeout: float, exc: Exception) -> str:
+    """The message for a scheduler that could not be reached, with the first line of why."""
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    return (
+        f"cannot connect to the Dask scheduler at {address} within {timeout:g} s ({reason}); "
+        "check the address and port, and that the scheduler is running"
+    )
+
+
+def _not_dask(address: str) -> str:
+    """The message for a service that answered, but not in Dask's protocol."""
+    return (
+        f"cannot connect to the Dask scheduler at {address}: the service listening there "
+        f"does not speak Dask's protocol; {_WRONG_PORT_HINT}"
+    )
 
 
 def _check_workers(client: Client, address: str, timeout: float) -> None:

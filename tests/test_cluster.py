@@ -85,26 +85,29 @@ def _hang_up(conn: socket.socket) -> None:
 def _serve(behaviour: Callable[[socket.socket], None]) -> Iterator[str]:
     """A TCP server on 127.0.0.1 treating each connection with ``behaviour``; yields its address."""
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
     connections: list[socket.socket] = []
+    done = threading.Event()
 
     def accept() -> None:
-        while True:
+        while not done.is_set():
             try:
                 conn, _ = listener.accept()
-            except OSError:  # the listener was closed: the test is over
-                return
-            connections.append(conn)
-            behaviour(conn)
+                connections.append(conn)
+                behaviour(conn)
+            except OSError:  # no one came yet, or the client hung up first
+                continue
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
         yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
     finally:
+        done.set()
+        thread.join(timeout=5)
         listener.close()
         for conn in connections:
             conn.close()
-        thread.join(timeout=5)
 
 
 def _connect_error(settings: ClusterSettings) -> tuple[BaseException | None, float]:
@@ -171,14 +174,32 @@ def test_an_address_without_port_says_how_to_write_it(address):
     assert "tcp://127.0.0.1:8786" in str(caught.value)
 
 
-@pytest.mark.parametrize("address", ["tcp://127.0.0.1:99999", "tcp://127.0.0.1:http"])
-def test_an_address_with_a_bad_port_is_refused_at_once(address):
-    """A port that is not a number from 1 to 65535 is refused before any connection."""
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("tcp://127.0.0.1:99999", "expected a number from 1 to 65535"),
+        ("tcp://127.0.0.1:http", "expected a number from 1 to 65535"),
+        ("tcp://::1", "is not tcp://HOST:PORT"),
+        ("htp://127.0.0.1:8786", "unknown scheme 'htp'"),
+        ("tls://127.0.0.1:8786", "Dask has no TLS settings"),
+    ],
+)
+def test_an_address_that_cannot_be_tried_is_refused_at_once(address, expected):
+    """An address distributed cannot try as written is refused before any connection."""
     started = time.monotonic()
-    with pytest.raises(ConnectionError, match="port"):
+    with pytest.raises(ConnectionError, match=expected):
         with connect(ClusterSettings(address=address, connect_timeout=30.0)):
             pass
     assert time.monotonic() - started < HANG_MARGIN
+
+
+def test_an_unencrypted_address_is_refused_when_encryption_is_required():
+    """With distributed.comm.require-encryption, a tcp:// address is refused at once."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    with dask.config.set({"distributed.comm.require-encryption": True}):
+        with pytest.raises(ConnectionError, match="requires encryption"):
+            with connect(ClusterSettings(address=address, connect_timeout=30.0)):
+                pass
 
 
 def test_progress_is_logged_on_threads(sample, caplog):
