@@ -331,26 +331,53 @@ def check_readable(path: str, roots: str) -> None:
     ...
     daskloss.errors.ConfigError: config key 'dataset.path': /etc/passwd is outside ...
     """
-    allowed = [root.strip() for root in roots.split(",") if root.strip()]
+    allowed = _roots(roots)
     if not allowed:
         return
-    if "://" in path:
-        inside = any(path.startswith(root.rstrip("/") + "/") for root in allowed if "://" in root)
-        target = redact_url(path)
-    else:
-        fixed = re.split(r"[*?\[]", path, maxsplit=1)[0]
-        target = os.path.realpath(fixed)
-        inside = any(
-            os.path.commonpath([target, os.path.realpath(root)]) == os.path.realpath(root)
-            for root in allowed
-            if "://" not in root
-        )
-    if not inside:
+    fixed = path if "://" in path else re.split(r"[*?\[]", path, maxsplit=1)[0]
+    if not _inside(fixed, allowed):
         raise ConfigError(
-            f"config key 'dataset.path': {target} is outside the directories this job may "
-            f"read (${READ_ROOTS_ENV_VAR}); use a dataset under one of them or ask the "
+            f"config key 'dataset.path': {_resolved(fixed)} is outside the directories this "
+            f"job may read (${READ_ROOTS_ENV_VAR}); use a dataset under one of them or ask the "
             "operator to widen it"
         )
+
+
+def check_files_readable(files: Sequence[str], roots: str) -> None:
+    """Refuse a listed data file outside the ``roots``: one a symbolic link led to.
+
+    :func:`check_readable` vets ``dataset.path`` before anything is read; this
+    vets every file its listing found, before any is opened.
+    """
+    allowed = _roots(roots)
+    outside = next((f for f in files if not _inside(f, allowed)), None) if allowed else None
+    if outside is not None:
+        raise ConfigError(
+            f"config key 'dataset.path': the data file {_resolved(outside)} (reached through a "
+            f"symbolic link) is outside the directories this job may read "
+            f"(${READ_ROOTS_ENV_VAR}); remove the link or ask the operator to widen it"
+        )
+
+
+def _roots(roots: str) -> list[str]:
+    return [root.strip() for root in roots.split(",") if root.strip()]
+
+
+def _resolved(path: str) -> str:
+    """A path as an error shows it: a URL without credentials, a local path resolved."""
+    return redact_url(path) if "://" in path else os.path.realpath(path)
+
+
+def _inside(path: str, allowed: Sequence[str]) -> bool:
+    """Whether ``path`` (a local path resolved, or a URL) lies under one of ``allowed``."""
+    if "://" in path:
+        return any(path.startswith(root.rstrip("/") + "/") for root in allowed if "://" in root)
+    target = os.path.realpath(path)
+    return any(
+        os.path.commonpath([target, os.path.realpath(root)]) == os.path.realpath(root)
+        for root in allowed
+        if "://" not in root
+    )
 
 
 def parse_settings(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -114,6 +114,7 @@ def open_dataset(
     *,
     format: FileFormat | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    vet_files: Callable[[Sequence[str]], None] | None = None,
 ) -> Dataset:
     """List and check the files at ``path``, to read only ``columns`` from them.
 
@@ -132,6 +133,9 @@ def open_dataset(
         Inferred from the file names when omitted (``.csv`` means CSV).
     storage_options : mapping, optional
         Passed to fsspec (credentials, endpoint_url...).
+    vet_files : callable, optional
+        Called with the files listed, before any of them is opened; it raises
+        to refuse them (the job checks them against its read roots).
 
     Raises
     ------
@@ -150,6 +154,8 @@ def open_dataset(
     """
     fs, files = _list_files(path, dict(storage_options or {}))
     names = [name for name, _ in files]
+    if vet_files is not None:
+        vet_files(names)
     if format is None:
         format = _inferred_format(names, path)
     if format not in FORMATS:

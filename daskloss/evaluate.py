@@ -34,7 +34,14 @@ from daskloss.dataset import SOURCE_ATTR, Dataset, FileFormat, Piece, open_datas
 from daskloss.errors import DataError, EmptyDatasetError, SchemaError
 from daskloss.stats import NAN_POLICIES, ErrorStats, NanPolicy
 
-__all__ = ["EvaluationResult", "evaluate", "reduce_dataset", "reduce_stats", "tree_merge"]
+__all__ = [
+    "EvaluationResult",
+    "evaluate",
+    "needed_columns",
+    "reduce_dataset",
+    "reduce_stats",
+    "tree_merge",
+]
 
 _STATS = "stats"
 
@@ -68,7 +75,7 @@ class EvaluationResult:
 
 
 def evaluate(
-    source: dd.DataFrame | str | os.PathLike[str] | Sequence[str],
+    source: dd.DataFrame | Dataset | str | os.PathLike[str] | Sequence[str],
     y_true: str = "y_true",
     y_pred: str = "y_pred",
     weight: str | None = None,
@@ -82,9 +89,11 @@ def evaluate(
 
     Parameters
     ----------
-    source : dask.dataframe.DataFrame, str, os.PathLike or list of str
+    source : dask.dataframe.DataFrame, Dataset, str, os.PathLike or list of str
         A Dask DataFrame, or the path/glob/fsspec URL of Parquet or CSV files
-        (see :func:`daskloss.dataset.open_dataset`).
+        (see :func:`daskloss.dataset.open_dataset`), or a dataset opened with
+        it for :func:`needed_columns` (``format`` and ``storage_options`` are
+        then those it was opened with).
     y_true, y_pred : str
         Names of the target and prediction columns.
     weight : str, optional
@@ -118,13 +127,22 @@ def evaluate(
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     columns = (y_true, y_pred, weight)
-    wanted = list(dict.fromkeys(name for name in columns if name is not None))  # each read once
+    wanted = needed_columns(y_true, y_pred, weight)
     if isinstance(source, dd.DataFrame):
         frame = _select_columns(source, wanted)
         lazy = reduce_stats(frame, columns, nan_policy=nan_policy, split_every=split_every)
         npartitions, files, read_format = frame.npartitions, (), None
     else:
-        dataset = open_dataset(source, wanted, format=format, storage_options=storage_options)
+        dataset = (
+            source
+            if isinstance(source, Dataset)
+            else open_dataset(source, wanted, format=format, storage_options=storage_options)
+        )
+        if list(dataset.reader.columns) != wanted:
+            raise ValueError(
+                f"the dataset was opened for the columns {list(dataset.reader.columns)}, "
+                f"not {wanted}; open it with needed_columns(y_true, y_pred, weight)"
+            )
         lazy = reduce_dataset(dataset, columns, nan_policy=nan_policy, split_every=split_every)
         npartitions, files, read_format = len(dataset.batches), dataset.files, dataset.format
     stats = lazy.compute()
@@ -137,6 +155,11 @@ def evaluate(
         files=files,
         format=read_format,
     )
+
+
+def needed_columns(y_true: str, y_pred: str, weight: str | None = None) -> list[str]:
+    """The columns to read for these roles, each once (a column may serve two roles)."""
+    return list(dict.fromkeys(name for name in (y_true, y_pred, weight) if name is not None))
 
 
 def reduce_stats(

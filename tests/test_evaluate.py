@@ -467,3 +467,15 @@ def test_one_column_in_two_roles(tmp_path):
     assert_bit_identical(daskloss.evaluate(tmp_path, weight="y_true").metrics, expected)
     lazy = dd.from_pandas(frame, npartitions=3)
     assert_bit_identical(daskloss.evaluate(lazy, weight="y_true").metrics, expected)
+
+
+def test_an_opened_dataset_is_evaluated_as_its_path(tmp_path):
+    """evaluate() takes a dataset opened for its columns; other columns are refused."""
+    from daskloss.dataset import open_dataset
+    from daskloss.evaluate import needed_columns
+
+    _write_parquet(tmp_path, FRAME, 3)
+    dataset = open_dataset(tmp_path, needed_columns("y_true", "y_pred", "w"))
+    assert_bit_identical(daskloss.evaluate(dataset, weight="w").metrics, EXPECTED_WEIGHTED)
+    with pytest.raises(ValueError, match="opened for the columns"):
+        daskloss.evaluate(dataset)

@@ -140,6 +140,24 @@ def test_dataset_outside_the_read_roots_exits_2(sample, tmp_path, capsys, monkey
     assert not (tmp_path / "r.json").exists()
 
 
+def test_symlink_inside_the_read_roots_cannot_lead_outside(sample, tmp_path, capsys, monkeypatch):
+    """A link inside an allowed directory to data outside it is refused before any file is read."""
+    monkeypatch.setenv("DASKLOSS_READ_ROOTS", str(tmp_path / "allowed"))
+    (tmp_path / "allowed" / "data").mkdir(parents=True)
+    (tmp_path / "allowed" / "data" / "outside").symlink_to(sample)
+    opened = []
+    monkeypatch.setattr(
+        "daskloss.dataset._FileReader._open", lambda self, path: opened.append(path)
+    )
+    config = write_config(
+        tmp_path / "job.toml", job_config(tmp_path / "allowed" / "data", tmp_path / "r.json")
+    )
+    run = run_cli(["evaluate", str(config)], capsys)
+    assert run.code == 2 and "reached through a symbolic link" in run.err
+    assert str(sample.resolve()) in run.err
+    assert opened == [] and not (tmp_path / "r.json").exists()
+
+
 def test_config_cannot_run_code(tmp_path, capsys):
     """A YAML-style tag in a TOML config is only a string: nothing runs, the data is missing."""
     marker = tmp_path / "pwned"
