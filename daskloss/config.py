@@ -130,7 +130,14 @@ def _text(value: Any) -> str:
 def _address(value: Any) -> str:
     if not isinstance(value, str):
         raise _Invalid('expected a string ("" for the embedded default)')
-    return value.strip()
+    address = value.strip()
+    scheme, _, location = address.rpartition("://")
+    if address and scheme in ("", "tcp", "tls") and not re.search(r":\d+$", location):
+        raise _Invalid(
+            "expected a scheduler address with a port, such as tcp://10.0.0.5:8786 "
+            '(8786 is the scheduler\'s default port), or "" for the embedded default'
+        )
+    return address
 
 
 def _choice(*options: str) -> Check:

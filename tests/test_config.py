@@ -214,6 +214,16 @@ def test_set_inside_a_scalar_is_config_error(tmp_path):
         load_settings(_config_file(tmp_path), overrides=["dataset.path.x=1"], environ={})
 
 
+def test_address_without_a_port_is_a_config_error(tmp_path):
+    """A scheduler address missing its port is refused up front, naming where it came from."""
+    path = _config_file(tmp_path)
+    for address in ("10.0.0.5", "tcp://10.0.0.5", "tls://[::1]", "tcp://host:"):
+        with pytest.raises(ConfigError, match=r"cluster\.address.*with a port.*DASKLOSS_SCHED"):
+            load_settings(path, environ={"DASKLOSS_SCHEDULER": address})
+    settings = load_settings(path, environ={"DASKLOSS_SCHEDULER": "tcp://[::1]:8786"})
+    assert settings.cluster.address == "tcp://[::1]:8786"
+
+
 def test_address_defaults_to_embedded(tmp_path):
     """With no address anywhere, the embedded default ("") is used."""
     assert load_settings(_config_file(tmp_path), environ={}).cluster.address == ""
