@@ -460,14 +460,8 @@ class _FileReader:
     def _checked_schema(self, parquet: pq.ParquetFile, path: str) -> pa.Schema:
         """The needed columns' schema in a Parquet file, after checking them."""
         found = parquet.schema_arrow
-        try:
-            schema = pa.schema([found.field(name) for name in self.columns])
-        except KeyError:
-            self._check_present(set(found.names), path)
-            raise SchemaError(
-                f"{path} has more than one column named like one of {list(self.columns)}; "
-                "rewrite it with unique column names"
-            ) from None
+        self._check_names(found.names, path)
+        schema = pa.schema([found.field(name) for name in self.columns])
         if self.types is None or tuple(schema.types) != self.types:  # else checked already
             self._check_types(schema, path)
         return schema
@@ -509,20 +503,21 @@ class _FileReader:
                 names = reader.schema.names
             except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError) as exc:
                 raise _corrupt(path, "csv", exc) from exc
-        self._check_present(set(names), path)
+        self._check_names(names, path)
+
+    def _check_names(self, names: Sequence[str], path: str) -> None:
+        """Each needed column present in a file's column ``names``, and only once."""
+        missing = [name for name in self.columns if name not in names]
+        if missing:
+            raise SchemaError(
+                f"column(s) {missing} not found in {path}; its columns are: {sorted(set(names))}; "
+                "set the right names (config keys columns.y_true, columns.y_pred, columns.weight)"
+            )
         repeated = sorted({name for name in self.columns if names.count(name) > 1})
         if repeated:
             raise SchemaError(
-                f"CSV file {path} has more than one column named {repeated}; rewrite it with "
-                "unique column names"
-            )
-
-    def _check_present(self, present: set[str], path: str) -> None:
-        missing = [name for name in self.columns if name not in present]
-        if missing:
-            raise SchemaError(
-                f"column(s) {missing} not found in {path}; its columns are: {sorted(present)}; "
-                "set the right names (config keys columns.y_true, columns.y_pred, columns.weight)"
+                f"{path} has more than one column named {repeated}; rewrite it with unique "
+                "column names"
             )
 
     def _check_types(self, schema: pa.Schema, path: str) -> None:
