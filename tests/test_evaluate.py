@@ -232,11 +232,19 @@ def test_bad_file_among_batched_small_files_is_named(tmp_path, monkeypatch, spoi
         daskloss.evaluate(tmp_path)
 
 
-def test_string_in_numeric_csv_column(tmp_path):
-    """A word in a numeric CSV column is an error naming the file."""
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("y_true,y_pred\n1,2\n3,oops\n", r"b\.csv.*not a number"),
+        ("y_true,y_pred,y_pred\n1,2,1\n", r"b\.csv has more than one column named \['y_pred'\]"),
+    ],
+    ids=["word-in-a-number-column", "needed-column-twice"],
+)
+def test_bad_csv_is_a_schema_error_naming_it(tmp_path, bad, message):
+    """A word in a number column, or a needed column named twice, is a SchemaError naming it."""
     (tmp_path / "a.csv").write_text("y_true,y_pred\n1,2\n3,4\n")
-    (tmp_path / "b.csv").write_text("y_true,y_pred\n1,2\n3,oops\n")
-    with pytest.raises(SchemaError, match=r"b\.csv.*not a number"):
+    (tmp_path / "b.csv").write_text(bad)
+    with pytest.raises(SchemaError, match=message):
         daskloss.evaluate(tmp_path)
 
 
@@ -422,14 +430,6 @@ def test_unreadable_csv_is_a_read_error_naming_it(tmp_path, prefix, suffix, cont
     (tmp_path / "m-good.csv").write_text("y_true,y_pred\n1,2\n")
     (tmp_path / f"{prefix}-bad{suffix}").write_bytes(content)
     with pytest.raises(ReadError, match=rf"{prefix}-bad{suffix}.*truncated or corrupt"):
-        daskloss.evaluate(tmp_path)
-
-
-def test_csv_with_a_needed_column_twice_is_refused(tmp_path):
-    """A CSV header naming a needed column twice is a SchemaError (not the first one taken)."""
-    (tmp_path / "a.csv").write_text("y_true,y_pred\n1,2\n")
-    (tmp_path / "b.csv").write_text("y_true,y_pred,y_pred\n1,2,1\n")
-    with pytest.raises(SchemaError, match=r"b\.csv has more than one column named \['y_pred'\]"):
         daskloss.evaluate(tmp_path)
 
 
