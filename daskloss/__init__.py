@@ -21,7 +21,7 @@ from daskloss.errors import (
     SchemaError,
 )
 from daskloss.evaluate import EvaluationResult, evaluate
-from daskloss.metrics import METRIC_NAMES
+from daskloss.names import METRIC_NAMES
 from daskloss.stats import ErrorStats
 
 try:

@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from importlib.metadata import version
 
 import daskloss
-from daskloss.config import SCHEDULER_ENV_VARS, load_settings, redact_url
+from daskloss.config import SCHEDULER_ENV_VARS, load_settings
 from daskloss.errors import ConfigError, DasklossError
 from daskloss.job import run_job
+from daskloss.policy import redact_url
 from daskloss.report import format_table, render_json
 from daskloss.sample import write_sample
 

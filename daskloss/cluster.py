@@ -35,21 +35,18 @@ from typing import Any, TypeVar
 
 import dask
 from distributed import Client, LocalCluster, Security
-from distributed.comm import CommClosedError, parse_address, parse_host_port
+from distributed.comm import CommClosedError, parse_address
 from distributed.comm import connect as open_comm
-from distributed.comm.registry import get_backend
 
 import daskloss
 from daskloss.config import ClusterSettings
+from daskloss.policy import SchedulerAddressError, check_scheduler_address
 
 __all__ = ["Connection", "connect"]
 
 _LOG = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-#: The port ``dask scheduler`` listens on unless told otherwise.
-_SCHEDULER_PORT = 8786
 
 #: Seconds the probe of an address gets beyond ``connect_timeout``: distributed
 #: gives up on an unreachable address after ``connect_timeout`` and says why
@@ -90,6 +87,8 @@ def connect(settings: ClusterSettings) -> Iterator[Connection]:
     ConnectionError
         The scheduler cannot be reached, has no worker within the timeout,
         or its workers cannot import daskloss.
+    SchedulerAddressError
+        An address that cannot be tried as written (also a ConfigError).
 
     Examples
     --------
@@ -132,7 +131,8 @@ def _remote(settings: ClusterSettings) -> Iterator[Client]:
             "address: the running cluster decides"
         )
     connection_args = Security().get_connection_args("client")
-    _check_address(address, connection_args)
+    address = check_scheduler_address(address)
+    _check_encryption(address, parse_address(address)[0], connection_args)
     _LOG.info("connecting to the Dask scheduler at %s", address)
     _probe(address, timeout, connection_args)
     client = _client(address, timeout)
@@ -143,58 +143,16 @@ def _remote(settings: ClusterSettings) -> Iterator[Client]:
         client.close()
 
 
-def _check_address(address: str, connection_args: dict[str, Any]) -> None:
-    """Refuse, before connecting, an address that distributed cannot try as written.
-
-    So that a failure after this check is the doing of whatever listens there.
-    """
-    scheme, location = parse_address(address)
-    try:
-        get_backend(scheme)
-    except ValueError as exc:
-        raise ConnectionError(
-            f"the Dask scheduler address {address} has an unknown scheme {scheme!r}; "
-            f"write it as tcp://HOST:PORT, e.g. tcp://HOST:{_SCHEDULER_PORT}"
-        ) from exc
-    if scheme in ("tcp", "tls"):
-        _check_host_port(address, scheme, location)
-    _check_encryption(address, scheme, connection_args)
-
-
-def _check_host_port(address: str, scheme: str, location: str) -> None:
-    """Refuse a TCP or TLS address without a valid ``HOST:PORT``, saying how to write it."""
-    host, colon, port = location.rpartition(":")
-    if not colon or location.endswith("]"):  # "host" or "[ipv6]": no port
-        host, port = location, ""
-    example = f"{scheme}://{host or 'HOST'}:{_SCHEDULER_PORT}"
-    if not port:
-        raise ConnectionError(
-            f"the Dask scheduler address {address} has no port; write it as {scheme}://HOST:PORT, "
-            f"e.g. {example} ({_SCHEDULER_PORT} is the scheduler's default port)"
-        )
-    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-        raise ConnectionError(
-            f"the Dask scheduler address {address} has port {port!r}; expected a number "
-            f"from 1 to 65535, e.g. {example}"
-        )
-    try:
-        parse_host_port(location)
-    except ValueError as exc:
-        raise ConnectionError(
-            f"the Dask scheduler address {address} is not {scheme}://HOST:PORT ({exc})"
-        ) from exc
-
-
 def _check_encryption(address: str, scheme: str, connection_args: dict[str, Any]) -> None:
     """Refuse a TLS address without TLS settings, or a TCP one where encryption is required."""
     if scheme in ("tls", "wss") and connection_args.get("ssl_context") is None:
-        raise ConnectionError(
+        raise SchedulerAddressError(
             f"the Dask scheduler address {address} asks for TLS, but Dask has no TLS settings "
             "for a client; set distributed.comm.tls.ca-file, distributed.comm.tls.client.cert "
             "and distributed.comm.tls.client.key in Dask's configuration"
         )
     if scheme == "tcp" and connection_args.get("require_encryption"):
-        raise ConnectionError(
+        raise SchedulerAddressError(
             f"the Dask scheduler address {address} is not encrypted, but Dask's configuration "
             "requires encryption (distributed.comm.require-encryption); give its tls:// address"
         )

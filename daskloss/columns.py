@@ -10,7 +10,7 @@ NaN so that the NaN policy sees them. Nothing is ever rounded.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,9 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from daskloss.chunks import Chunk, Origin
 from daskloss.errors import SchemaError
 
-__all__ = ["aligned_chunks", "float64_chunks"]
+__all__ = ["aligned_chunks", "chunks_of_columns", "float64_chunks"]
 
 _EXACT_INTEGER_LIMIT = 2**53
 
@@ -67,6 +68,47 @@ def aligned_chunks(
             _rows(chunks, offsets, low, high)
             for chunks, offsets in zip(columns, starts, strict=True)
         )
+
+
+def chunks_of_columns(
+    columns: Mapping[str, Any], origins: Sequence[Origin] | None = None, where: str = ""
+) -> Iterator[Chunk]:
+    """Named column-like values of the same rows as aligned float64 :class:`Chunk` objects.
+
+    ``origins`` says where runs of the rows came from (see :class:`Chunk`;
+    omitted, nowhere in particular); ``where`` is added to error messages
+    (``" in FILE"``).
+
+    Raises
+    ------
+    SchemaError
+        A column that is not numeric, integers float64 cannot hold, or columns
+        of different lengths.
+    """
+    names = list(columns)
+    chunked = [float64_chunks(columns[name], name, where) for name in names]
+    try:
+        pieces = list(aligned_chunks(chunked))
+    except SchemaError as exc:
+        raise SchemaError(f"{exc}{where} (columns {names})") from None
+    start = 0
+    for piece in pieces:
+        stop = start + len(piece[0])
+        cut = (("", stop - start),) if origins is None else _cut(origins, start, stop)
+        yield Chunk(dict(zip(names, piece, strict=True)), cut)
+        start = stop
+
+
+def _cut(origins: Sequence[Origin], start: int, stop: int) -> tuple[Origin, ...]:
+    """The origins of rows ``start:stop``."""
+    cut = []
+    offset = 0
+    for where, rows in origins:
+        low, high = max(start, offset), min(stop, offset + rows)
+        if high > low:
+            cut.append((where, high - low))
+        offset += rows
+    return tuple(cut)
 
 
 def _rows(chunks: list[np.ndarray], offsets: np.ndarray, low: int, high: int) -> np.ndarray:

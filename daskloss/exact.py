@@ -4,8 +4,9 @@ An exact quantity is a plain Python ``int`` ``X`` that stands for
 ``X * 2**-FRACTION_BITS`` (the unit of a product of three smallest
 subnormals), so sums of products of float64 values are exact integers and
 merging two sums is integer addition: associative, commutative and the same
-whatever the order. :mod:`daskloss.kernel` computes them; the functions here
-turn exact rationals into the nearest float64, once.
+whatever the order. The compiled kernel (:mod:`daskloss._kernel`) computes
+them in this unit; the functions here turn exact rationals into the nearest
+float64, once.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from daskloss.kernel import FRACTION_BITS
-
 __all__ = ["FRACTION_BITS", "round_ratio", "round_sqrt_ratio", "to_fraction"]
+
+#: Exact values are integers in units of ``2**-FRACTION_BITS``: the unit of a
+#: product of three smallest subnormals (``3 * 1074``).
+FRACTION_BITS = 3222
 
 
 def to_fraction(value: int) -> Fraction:

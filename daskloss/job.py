@@ -9,7 +9,6 @@ nothing of command lines or exit codes (see :mod:`daskloss.cli`).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from concurrent.futures import CancelledError
 from datetime import UTC, datetime
@@ -19,15 +18,9 @@ from distributed import KilledWorker
 from distributed.comm import CommClosedError
 
 from daskloss.cluster import connect
-from daskloss.config import (
-    READ_ROOTS_ENV_VAR,
-    Settings,
-    check_files_readable,
-    redact_url,
-    redacted,
-)
-from daskloss.dataset import Dataset, open_dataset
-from daskloss.evaluate import evaluate, needed_columns
+from daskloss.config import Settings, redacted
+from daskloss.evaluate import evaluate
+from daskloss.policy import ReadRoots, redact_url
 from daskloss.progress import track_progress
 from daskloss.report import build_report, check_output_path, write_report
 
@@ -76,19 +69,21 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
         check_output_path(output.path)
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    dataset = _open(settings)
     with (
         connect(settings.cluster) as connection,
         track_progress(connection, interactive=interactive),
     ):
         try:
             result = evaluate(
-                dataset,
+                settings.dataset.path,
                 settings.columns.y_true,
                 settings.columns.y_pred,
                 settings.columns.weight,
                 nan_policy=settings.evaluation.nan_policy,
+                format=settings.dataset.format,
+                storage_options=settings.dataset.storage_options,
                 split_every=settings.evaluation.split_every,
+                read_roots=ReadRoots.from_environ().roots,
             )
         except _CLUSTER_FAILURES as exc:
             raise ConnectionError(
@@ -113,16 +108,3 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
         write_report(report, output.path, output.storage_options)
         _LOG.info("report written to %s", redact_url(output.path))
     return report
-
-
-def _open(settings: Settings) -> Dataset:
-    """List the dataset's files, vetted against the read roots before any is opened."""
-    columns = settings.columns
-    roots = os.environ.get(READ_ROOTS_ENV_VAR, "")
-    return open_dataset(
-        settings.dataset.path,
-        needed_columns(columns.y_true, columns.y_pred, columns.weight),
-        format=settings.dataset.format,
-        storage_options=settings.dataset.storage_options,
-        vet_files=lambda files: check_files_readable(files, roots),
-    )

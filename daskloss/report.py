@@ -49,9 +49,10 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 import daskloss
-from daskloss.config import Settings, redact_url, redacted, settings_digest
+from daskloss.config import Settings, redacted, settings_digest
 from daskloss.errors import ConfigError
 from daskloss.evaluate import EvaluationResult
+from daskloss.policy import redact_url
 
 __all__ = [
     "REPORT_VERSION",

@@ -1,10 +1,13 @@
 """ErrorStats: the mergeable sufficient statistics of a regression evaluation.
 
-Pure: numpy and the exact kernel, no Dask, no I/O. An :class:`ErrorStats` is an
-immutable value; :meth:`ErrorStats.merge` returns a new one. The exact sums are
-Python integers in units of ``2**-FRACTION_BITS`` (see :mod:`daskloss.exact`),
-so merging is exact, associative and commutative, and the empty statistics are
-its identity.
+An :class:`ErrorStats` is an immutable value with three operations: the
+statistics of no rows (:meth:`ErrorStats.empty`), of some rows
+(:meth:`ErrorStats.from_chunks`, :meth:`ErrorStats.from_arrays`) and of two
+sets of rows together (:meth:`ErrorStats.merge`). The exact sums are Python
+integers in units of ``2**-FRACTION_BITS`` (see :mod:`daskloss.exact`), so
+merging is exact, associative and commutative, and the empty statistics are
+its identity. The rows' sums come from the exact kernel
+(:mod:`daskloss._kernel`); the metric formulas are in :mod:`daskloss.formulas`.
 """
 
 from __future__ import annotations
@@ -13,17 +16,20 @@ import operator
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any
 
-from daskloss.columns import aligned_chunks, float64_chunks
-from daskloss.errors import DataError, NonFiniteValueError, SchemaError
+import numpy as np
+
+from daskloss._kernel import LeftOut, RowAccumulator, RowSums, accumulate
+from daskloss.chunks import Chunk, Origin
+from daskloss.columns import chunks_of_columns
+from daskloss.errors import DataError, NonFiniteValueError
 from daskloss.exact import FRACTION_BITS, to_fraction
-from daskloss.kernel import accumulate_chunks
+from daskloss.formulas import compute_metrics
+from daskloss.names import NAN_POLICIES, NanPolicy, check_choice
+from daskloss.roles import Roles
 
-__all__ = ["ErrorStats", "NanPolicy"]
-
-NanPolicy = Literal["error", "skip"]
-NAN_POLICIES: tuple[str, ...] = ("error", "skip")
+__all__ = ["ErrorStats"]
 
 
 def _summed() -> Any:
@@ -81,6 +87,44 @@ class ErrorStats:
         return cls()
 
     @classmethod
+    def from_chunks(
+        cls, chunks: Iterable[Chunk], roles: Roles, *, nan_policy: NanPolicy = "error"
+    ) -> ErrorStats:
+        """The statistics of a stream of chunks, consumed one at a time.
+
+        Parameters
+        ----------
+        chunks : iterable of Chunk
+            Aligned float64 columns holding (at least) the columns of ``roles``.
+        roles : Roles
+            Which column is the target, the prediction and the weight.
+        nan_policy : {'error', 'skip'}
+            ``'error'`` raises :class:`NonFiniteValueError` on NaN or infinity in
+            any role's column; ``'skip'`` leaves those rows out and counts them
+            in ``skipped_rows``.
+
+        Raises
+        ------
+        NonFiniteValueError
+            NaN or infinity under ``nan_policy='error'``, naming where it was.
+        DataError
+            A negative weight, or a residual that overflows float64.
+        """
+        return _accumulate(
+            (
+                (
+                    chunk.values[roles.y_true],
+                    chunk.values[roles.y_pred],
+                    chunk.values[roles.weight] if roles.weight else None,
+                    chunk.origins,
+                )
+                for chunk in chunks
+            ),
+            _names(roles),
+            check_choice("nan_policy", nan_policy, NAN_POLICIES),
+        )
+
+    @classmethod
     def from_arrays(
         cls,
         y_true: Any,
@@ -89,9 +133,8 @@ class ErrorStats:
         *,
         nan_policy: NanPolicy = "error",
         columns: tuple[str, str, str | None] = ("y_true", "y_pred", "weight"),
-        source: str = "",
     ) -> ErrorStats:
-        """Compute the statistics of one chunk of rows.
+        """The statistics of rows given as arrays.
 
         Parameters
         ----------
@@ -103,81 +146,33 @@ class ErrorStats:
         weight : array-like of float, optional
             Non-negative sample weights; ``None`` weighs every row 1.
         nan_policy : {'error', 'skip'}
-            ``'error'`` raises :class:`NonFiniteValueError` on NaN or infinity in
-            any of the three arrays; ``'skip'`` leaves those rows out and counts
-            them in ``skipped_rows``.
+            See :meth:`from_chunks`.
         columns : tuple of str
             Names of the three columns, used in error messages only.
-        source : str
-            Where the rows came from (a file), used in error messages only.
 
         Raises
         ------
         SchemaError
             Arrays of different lengths, or values that are not numeric.
-        NonFiniteValueError
-            NaN or infinity under ``nan_policy='error'``.
-        DataError
-            A negative weight, or a residual that overflows float64.
+        NonFiniteValueError, DataError
+            See :meth:`from_chunks`.
         """
-        return cls.from_batches(
-            [(y_true, y_pred, weight)],
-            weighted=weight is not None,
-            nan_policy=nan_policy,
-            columns=columns,
-            source=source,
-        )
+        given = [("y_true", y_true), ("y_pred", y_pred)]
+        if weight is not None:
+            given.append(("weight", weight))
+        names = [name or role for (role, _), name in zip(given, columns, strict=False)]
+        if len(set(names)) < len(names):  # one name for two arrays: tell them apart by role
+            names = [role for role, _ in given]
+        values = {name: array for name, (_, array) in zip(names, given, strict=True)}
+        roles = Roles(*names)
+        return cls.from_chunks(chunks_of_columns(values), roles, nan_policy=nan_policy)
 
     @classmethod
-    def from_batches(
-        cls,
-        batches: Iterable[tuple[Any, Any, Any]],
-        *,
-        weighted: bool,
-        nan_policy: NanPolicy = "error",
-        columns: tuple[str, str, str | None] = ("y_true", "y_pred", "weight"),
-        source: str = "",
-    ) -> ErrorStats:
-        """Compute the statistics of a stream of ``(y_true, y_pred, weight)`` batches.
-
-        The same as :meth:`from_arrays` over the batches put end to end, but
-        the batches are consumed one at a time (a Parquet file read batch by
-        batch never sits in memory whole) and all share one pass of the
-        kernel. ``weight`` is ignored unless ``weighted``.
-        """
-        if nan_policy not in NAN_POLICIES:
-            raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
-        where = f" in {source}" if source else ""
-        names = dict(zip(("y_true", "y_pred", "weight"), columns, strict=True))
-
-        def aligned() -> Iterator[tuple[Any, Any, Any]]:
-            for y_true, y_pred, weight in batches:
-                given = {"y_true": y_true, "y_pred": y_pred}
-                if weighted:
-                    given["weight"] = weight
-                chunked = [
-                    float64_chunks(values, names[role] or role, where)
-                    for role, values in given.items()
-                ]
-                try:
-                    pieces = list(aligned_chunks(chunked))
-                except SchemaError as exc:
-                    raise SchemaError(f"{exc}{where} (columns {columns})") from None
-                for piece in pieces:
-                    yield piece[0], piece[1], piece[2] if weighted else None
-
-        sums = accumulate_chunks(aligned(), weighted=weighted)
-        _check_counts(sums, names, nan_policy, where)
+    def from_sums(cls, sums: RowSums) -> ErrorStats:
+        """The statistics of the rows the kernel summed (see :mod:`daskloss._kernel`)."""
         return cls(
-            count=sums.rows,
-            weight_sum=sums.weight_sum,
-            squared_error=sums.squared_error,
-            abs_error=sums.positive_error + sums.negative_error,
-            signed_error=sums.positive_error - sums.negative_error,
-            target_sum=sums.target_sum,
-            target_squared=sums.target_squared,
-            max_abs_error=sums.max_abs_error,
-            skipped_rows=sums.skipped_rows,
+            **{f.name: getattr(sums, f.name) for f in _FIELDS if f.name != "skipped_rows"},
+            skipped_rows=sums.left_out.skipped,
         )
 
     def merge(self, other: ErrorStats) -> ErrorStats:
@@ -201,10 +196,8 @@ class ErrorStats:
     def metrics(self) -> dict[str, float | int]:
         """Every metric, each the correctly rounded float64 of its exact value.
 
-        See :func:`daskloss.metrics.compute_metrics` for the definitions.
+        See :func:`daskloss.formulas.compute_metrics` for the definitions.
         """
-        from daskloss.metrics import compute_metrics
-
         return compute_metrics(self)
 
     def exact(self, name: str) -> Fraction:
@@ -237,28 +230,87 @@ _EXACT_FIELDS = {
     "target_sum",
     "target_squared",
 }
+_Rows = tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[Origin, ...]]
 
 
-def _check_counts(sums: Any, names: dict[str, str | None], nan_policy: str, where: str) -> None:
+def _names(roles: Roles) -> dict[str, str]:
+    return {"y_true": roles.y_true, "y_pred": roles.y_pred, "weight": roles.weight or "weight"}
+
+
+def _accumulate(rows: Iterator[_Rows], names: dict[str, str], nan_policy: str) -> ErrorStats:
+    """Sum aligned float64 rows exactly; raise for bad rows, naming where the first were."""
+    accumulator: RowAccumulator | None = None
+    flagged: dict[str, LeftOut] = {}
+    for y_true, y_pred, weight, origins in rows:
+        accumulator = accumulator or RowAccumulator(weighted=weight is not None)
+        before = accumulator.left_out()
+        accumulator.add(y_true, y_pred, weight)
+        if _refused(_minus(accumulator.left_out(), before), nan_policy):
+            found = _left_out_by_origin(
+                (y_true, y_pred, weight), origins, accumulator.left_out(), before
+            )
+            for where, left_out in found:
+                if _refused(left_out, nan_policy):
+                    flagged[where] = _plus(flagged.get(where, LeftOut()), left_out)
+    if flagged:
+        where, left_out = next(iter(flagged.items()))
+        _raise_refused(left_out, names, nan_policy, f" in {where}" if where else "")
+    if accumulator is None:
+        return ErrorStats.empty()
+    return ErrorStats.from_sums(accumulator.result())
+
+
+def _left_out_by_origin(
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    origins: tuple[Origin, ...],
+    after: LeftOut,
+    before: LeftOut,
+) -> list[tuple[str, LeftOut]]:
+    """The rows one chunk left out, per place they came from."""
+    if len(origins) == 1:
+        return [(origins[0][0], _minus(after, before))]
+    found = []  # several files in one chunk: sum each file's rows again to tell them apart
+    start = 0
+    for where, rows in origins:
+        y_true, y_pred, weight = (None if a is None else a[start : start + rows] for a in arrays)
+        found.append((where, accumulate(y_true, y_pred, weight).left_out))
+        start += rows
+    return found
+
+
+def _minus(a: LeftOut, b: LeftOut) -> LeftOut:
+    return LeftOut(*(getattr(a, f.name) - getattr(b, f.name) for f in fields(LeftOut)))
+
+
+def _plus(a: LeftOut, b: LeftOut) -> LeftOut:
+    return LeftOut(*(getattr(a, f.name) + getattr(b, f.name) for f in fields(LeftOut)))
+
+
+def _refused(left_out: LeftOut, nan_policy: str) -> bool:
+    """Whether rows were left out that the policy does not allow to leave out."""
+    skipped = nan_policy == "error" and left_out.skipped
+    return bool(left_out.negative_weight or left_out.residual_overflow or skipped)
+
+
+def _raise_refused(left_out: LeftOut, names: dict[str, str], nan_policy: str, where: str) -> None:
     """Raise for rows the kernel refused, per the NaN policy."""
-    if sums.negative_weight:
+    if left_out.negative_weight:
         raise DataError(
-            f"column {names['weight']!r}{where} has {sums.negative_weight} negative weight(s); "
-            "weights must be >= 0"
+            f"column {names['weight']!r}{where} has {left_out.negative_weight} negative "
+            "weight(s); weights must be >= 0"
         )
-    if sums.residual_overflow:
+    if left_out.residual_overflow:
         raise DataError(
-            f"{sums.residual_overflow} row(s){where} have a residual {names['y_pred']!r} - "
+            f"{left_out.residual_overflow} row(s){where} have a residual {names['y_pred']!r} - "
             f"{names['y_true']!r} that overflows float64 (|d| > 1.8e308); rescale the data"
         )
-    if nan_policy == "error" and sums.skipped_rows:
-        found = {
-            names["y_true"]: sums.nonfinite_true,
-            names["y_pred"]: sums.nonfinite_pred,
-            names["weight"]: sums.nonfinite_weight,
-        }
-        detail = ", ".join(f"{count} in {name!r}" for name, count in found.items() if count)
-        raise NonFiniteValueError(
-            f"NaN or infinite values{where}: {detail}; clean the data or use nan_policy='skip' "
-            "to leave those rows out"
-        )
+    found = {
+        names["y_true"]: left_out.nonfinite_true,
+        names["y_pred"]: left_out.nonfinite_pred,
+        names["weight"]: left_out.nonfinite_weight,
+    }
+    detail = ", ".join(f"{count} in {name!r}" for name, count in found.items() if count)
+    raise NonFiniteValueError(
+        f"NaN or infinite values{where}: {detail}; clean the data or use nan_policy='skip' "
+        "to leave those rows out"
+    )

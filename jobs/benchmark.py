@@ -1,13 +1,13 @@
-"""The benchmark job of issue 4: ``python -m jobs.benchmark --help``.
+"""The benchmark job: ``python -m jobs.benchmark --help`` (from the repository root).
 
-Thin: the logic lives in :mod:`daskloss.bench`.
+Thin: the logic lives in :mod:`benchmarks.bench`, outside the installed package.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from daskloss import bench
+from benchmarks import bench
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import daskloss
-from daskloss.bench import Layout, paired_ratio, prepare_dataset
+from benchmarks.bench import Layout, paired_ratio, prepare_dataset
 from jobs.benchmark import main
 
 SUMMARY_KEYS = {

@@ -19,6 +19,7 @@ from daskloss import (
     ReadError,
     SchemaError,
 )
+from daskloss.sources.files import plan_files
 from tests.reference import assert_bit_identical, reference_metrics
 
 RNG = np.random.default_rng(7)
@@ -224,9 +225,9 @@ def _spoil_truncate(path):
 )
 def test_bad_file_among_batched_small_files_is_named(tmp_path, monkeypatch, spoil, error, message):
     """Small files read together in one task still name the bad one."""
-    monkeypatch.setattr("daskloss.dataset.MIN_BATCHES", 2)
+    monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 2)
     paths = _write_parquet(tmp_path, FRAME, 8)
-    assert len(daskloss.dataset.open_dataset(tmp_path, ["y_true", "y_pred"]).batches) == 2
+    assert len(plan_files(tmp_path, ["y_true", "y_pred"]).units) == 2
     spoil(paths[5])
     with pytest.raises(error, match=message):
         daskloss.evaluate(tmp_path)
@@ -323,7 +324,7 @@ def test_public_api():
 
 def test_large_file_is_split_between_row_groups(tmp_path, monkeypatch):
     """A file larger than a piece becomes several partitions, same bits."""
-    monkeypatch.setattr("daskloss.dataset.PIECE_BYTES", 16_000)
+    monkeypatch.setattr("daskloss.sources.files.PIECE_BYTES", 16_000)
     FRAME.to_parquet(tmp_path / "big.parquet", index=False, row_group_size=250)
     result = daskloss.evaluate(tmp_path, weight="w")
     assert result.npartitions > 1 and len(result.files) == 1
@@ -332,7 +333,7 @@ def test_large_file_is_split_between_row_groups(tmp_path, monkeypatch):
 
 def test_piece_too_big_for_memory_is_refused(tmp_path, monkeypatch):
     """A partition larger than a worker thread's memory is a clear error, not an OOM kill."""
-    monkeypatch.setattr("daskloss.dataset.memory_budget", lambda: 10_000)
+    monkeypatch.setattr("daskloss.sources.reader.memory_budget", lambda: 10_000)
     FRAME.to_parquet(tmp_path / "one-group.parquet", index=False)
     with pytest.raises(DataError, match=r"one-group\.parquet needs about .* repartition"):
         daskloss.evaluate(tmp_path)
@@ -340,13 +341,13 @@ def test_piece_too_big_for_memory_is_refused(tmp_path, monkeypatch):
 
 def test_small_files_read_together_must_fit_together(tmp_path, monkeypatch):
     """Small files joined in one task are held at once: their sum is checked, not each alone."""
-    monkeypatch.setattr("daskloss.dataset.MIN_BATCHES", 1)
+    monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 1)
     _write_parquet(tmp_path, FRAME, 8)
     one_file = len(FRAME) // 8 * 8 * 2 + 64
-    monkeypatch.setattr("daskloss.dataset.memory_budget", lambda: 3 * one_file)
+    monkeypatch.setattr("daskloss.sources.reader.memory_budget", lambda: 3 * one_file)
     with pytest.raises(DataError, match=r"part-000[3-7]\.parquet needs about .* repartition"):
         daskloss.evaluate(tmp_path)
-    monkeypatch.setattr("daskloss.dataset.memory_budget", lambda: 100 * one_file)
+    monkeypatch.setattr("daskloss.sources.reader.memory_budget", lambda: 100 * one_file)
     assert_bit_identical(daskloss.evaluate(tmp_path).metrics, EXPECTED)
 
 
@@ -379,7 +380,7 @@ def test_memory_budget_follows_the_worker_limit(tmp_path):
 
 def test_small_files_are_batched_with_the_same_bits(tmp_path, monkeypatch):
     """Many small files read a few per task give the same bits; bad values still name the file."""
-    monkeypatch.setattr("daskloss.dataset.MIN_BATCHES", 4)
+    monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 4)
     _write_parquet(tmp_path, FRAME, 40)
     result = daskloss.evaluate(tmp_path, weight="w")
     assert result.npartitions == 4 and len(result.files) == 40
@@ -389,13 +390,10 @@ def test_small_files_are_batched_with_the_same_bits(tmp_path, monkeypatch):
         daskloss.evaluate(tmp_path, weight="w")
 
 
-def test_dataset_as_a_dask_dataframe(tmp_path):
-    """open_dataset(...).to_frame() is the checked Dask DataFrame of the same rows."""
-    from daskloss.dataset import open_dataset
-
+def test_dataset_read_by_dask_gives_the_same_bits(tmp_path):
+    """The files read by dask.dataframe.read_parquet, evaluated as a Dask DataFrame: same bits."""
     _write_parquet(tmp_path, FRAME, 3)
-    frame = open_dataset(tmp_path, ["y_true", "y_pred", "w"]).to_frame()
-    assert frame.npartitions == 3 and list(frame.columns) == ["y_true", "y_pred", "w"]
+    frame = dd.read_parquet(tmp_path, columns=["y_true", "y_pred", "w"])
     assert_bit_identical(daskloss.evaluate(frame, weight="w").metrics, EXPECTED_WEIGHTED)
 
 
@@ -469,13 +467,9 @@ def test_one_column_in_two_roles(tmp_path):
     assert_bit_identical(daskloss.evaluate(lazy, weight="y_true").metrics, expected)
 
 
-def test_an_opened_dataset_is_evaluated_as_its_path(tmp_path):
-    """evaluate() takes a dataset opened for its columns; other columns are refused."""
-    from daskloss.dataset import open_dataset
-    from daskloss.evaluate import needed_columns
-
-    _write_parquet(tmp_path, FRAME, 3)
-    dataset = open_dataset(tmp_path, needed_columns("y_true", "y_pred", "w"))
-    assert_bit_identical(daskloss.evaluate(dataset, weight="w").metrics, EXPECTED_WEIGHTED)
-    with pytest.raises(ValueError, match="opened for the columns"):
-        daskloss.evaluate(dataset)
+def test_pandas_dataframe_is_a_source(monkeypatch):
+    """A pandas DataFrame is evaluated directly, cut into units, with the same bits."""
+    monkeypatch.setattr("daskloss.sources.frames.PANDAS_UNIT_ROWS", 700)
+    result = daskloss.evaluate(FRAME, weight="w")
+    assert result.npartitions == 5 and result.source == "pandas"
+    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)

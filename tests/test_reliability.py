@@ -147,7 +147,7 @@ def test_symlink_inside_the_read_roots_cannot_lead_outside(sample, tmp_path, cap
     (tmp_path / "allowed" / "data" / "outside").symlink_to(sample)
     opened = []
     monkeypatch.setattr(
-        "daskloss.dataset._FileReader._open", lambda self, path: opened.append(path)
+        "daskloss.sources.reader.FileReader._open", lambda self, path: opened.append(path)
     )
     config = write_config(
         tmp_path / "job.toml", job_config(tmp_path / "allowed" / "data", tmp_path / "r.json")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 from daskloss import DataError, ErrorStats, NonFiniteValueError, SchemaError
-from daskloss.metrics import METRIC_NAMES
+from daskloss import METRIC_NAMES
 from tests.reference import assert_bit_identical, fraction_sqrt, reference_metrics
 from tests.strategies import rows, split_points
 

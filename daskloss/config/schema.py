@@ -1,4 +1,4 @@
-"""Job settings: typed frozen dataclasses, loaded and validated from a TOML file.
+"""The job config's schema: typed frozen dataclasses, each value checked.
 
 A job config is a TOML file with five tables (only ``[dataset]`` and
 ``[columns]`` are required)::
@@ -16,7 +16,7 @@ A job config is a TOML file with five tables (only ``[dataset]`` and
     [evaluation]
     nan_policy = "error"        # "error" or "skip"
     metrics = ["mse", "rmse"]   # subset of daskloss.METRIC_NAMES; omitted = all
-    split_every = 8             # fan-in of the merge tree; omitted = the library default
+    split_every = 8             # fan-in of the merge tree; omitted = the default (8)
 
     [output]
     path = "report.json"        # local path or fsspec URL; omitted = no report file
@@ -31,27 +31,13 @@ A job config is a TOML file with five tables (only ``[dataset]`` and
 
 Every value is checked up front, before any data is read: an unknown key, a
 wrong type or a missing required key is a one-line :class:`ConfigError`
-naming the key and where the value came from.
-
-Values come in layers; a later layer overrides an earlier one key by key:
-
-1. defaults (the dataclass defaults below);
-2. the config file;
-3. the environment: ``DASKLOSS_SCHEDULER``, else ``DASK_SCHEDULER_ADDRESS``,
-   sets ``cluster.address`` (an empty variable counts as unset);
-4. the command line: ``--set key=value`` in order, then ``--scheduler`` and
-   ``--output``.
+naming the key and where the value came from. An optional key set to ``""``
+counts as unset, so ``--set columns.weight=`` removes a weight column. TOML
+has no tags or code of any kind, so a config can only ever hold data.
 
 Relative local paths (``dataset.path``, ``output.path``) are resolved against
-the current working directory, like the paths of most command-line tools, and
-stored absolute, so that workers with another working directory read the
-same files. URLs (``s3://...``) are kept as given.
-
-An operator can confine what a config may read: ``DASKLOSS_READ_ROOTS`` lists
-directories or URL prefixes (separated by commas); a ``dataset.path``
-outside all of them (after resolving ``..`` and symbolic links) is a
-:class:`ConfigError`. TOML has no tags or code of any kind, so a config can
-only ever hold data.
+the current working directory and stored absolute, so that workers with
+another working directory read the same files. URLs are kept as given.
 """
 
 from __future__ import annotations
@@ -61,40 +47,33 @@ import hashlib
 import json
 import math
 import os
-import re
 import reprlib
-import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from daskloss.errors import ConfigError
-from daskloss.metrics import METRIC_NAMES
+from daskloss.names import FILE_FORMATS, METRIC_NAMES, NAN_POLICIES
+from daskloss.policy import (
+    SchedulerAddressError,
+    check_scheduler_address,
+    hide_secrets,
+    redact_url,
+)
 
 __all__ = [
-    "SCHEDULER_ENV_VARS",
-    "SECRET_WORDS",
     "ClusterSettings",
     "ColumnSettings",
     "DatasetSettings",
     "EvaluationSettings",
     "OutputSettings",
     "Settings",
-    "load_settings",
     "parse_settings",
-    "redact_url",
     "redacted",
     "settings_digest",
 ]
 
-#: Environment variables that set ``cluster.address``, the first set one wins.
-SCHEDULER_ENV_VARS: tuple[str, ...] = ("DASKLOSS_SCHEDULER", "DASK_SCHEDULER_ADDRESS")
-#: Words that mark a storage option as a secret (matched in lower-cased key names).
-SECRET_WORDS: tuple[str, ...] = ("key", "secret", "token", "password", "passwd", "credential")
-REDACTED = "***"
-_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 
@@ -130,14 +109,10 @@ def _text(value: Any) -> str:
 def _address(value: Any) -> str:
     if not isinstance(value, str):
         raise _Invalid('expected a string ("" for the embedded default)')
-    address = value.strip()
-    scheme, _, location = address.rpartition("://")
-    if address and scheme in ("", "tcp", "tls") and not re.search(r":\d+$", location):
-        raise _Invalid(
-            "expected a scheduler address with a port, such as tcp://10.0.0.5:8786 "
-            '(8786 is the scheduler\'s default port), or "" for the embedded default'
-        )
-    return address
+    try:
+        return check_scheduler_address(value)
+    except SchedulerAddressError as exc:
+        raise _Invalid(f'{exc}; or "" for the embedded default', found=value) from None
 
 
 def _choice(*options: str) -> Check:
@@ -174,6 +149,12 @@ def _table(value: Any) -> Mapping[str, Any]:
     return MappingProxyType(copy.deepcopy(value))
 
 
+def _split_every(value: Any) -> int | bool:
+    if value is not False and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
+        raise _Invalid("expected an integer >= 2 (the merge tree's fan-in), or false for one merge")
+    return value
+
+
 def _metrics(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise _Invalid(f"expected a non-empty list of metric names from {', '.join(METRIC_NAMES)}")
@@ -190,7 +171,7 @@ class DatasetSettings:
     """``[dataset]``: where the predictions are and how to read them."""
 
     path: str = _setting(_text)
-    format: str | None = _setting(_choice("parquet", "csv"), default=None)
+    format: str | None = _setting(_choice(*FILE_FORMATS), default=None)
     storage_options: Mapping[str, Any] = _secret_setting(_table, lambda: MappingProxyType({}))
 
 
@@ -207,9 +188,9 @@ class ColumnSettings:
 class EvaluationSettings:
     """``[evaluation]``: the NaN policy, the metrics to report, the merge fan-in."""
 
-    nan_policy: str = _setting(_choice("error", "skip"), default="error")
+    nan_policy: str = _setting(_choice(*NAN_POLICIES), default="error")
     metrics: tuple[str, ...] = _setting(_metrics, default=METRIC_NAMES)
-    split_every: int | None = _setting(_integer(2), default=None)
+    split_every: int | bool | None = _setting(_split_every, default=None)
 
 
 @dataclass(frozen=True)
@@ -268,125 +249,6 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def load_settings(
-    path: str | os.PathLike[str],
-    *,
-    overrides: Sequence[str] = (),
-    environ: Mapping[str, str] | None = None,
-    scheduler: str | None = None,
-    output: str | None = None,
-) -> Settings:
-    """Read, layer and validate a job config (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The TOML config file.
-    overrides : sequence of str
-        ``"key=value"`` strings from ``--set``; dotted keys, values parsed as
-        TOML (``3``, ``true``, ``["mse"]``) or else taken as strings.
-    environ : mapping, optional
-        The environment (``os.environ`` when omitted).
-    scheduler, output : str, optional
-        ``--scheduler`` and ``--output``: ``cluster.address`` and ``output.path``.
-
-    Raises
-    ------
-    ConfigError
-        Unreadable or invalid TOML, or any invalid value.
-
-    Examples
-    --------
-    >>> settings = load_settings("configs/example.toml", overrides=["cluster.n_workers=2"])
-    >>> settings.cluster.n_workers, settings.dataset.path  # doctest: +ELLIPSIS
-    (2, '.../sample')
-    """
-    source = os.fspath(path)
-    data = _read_toml(source)
-    origins: dict[str, str] = {}
-    environ = os.environ if environ is None else environ
-    env_var = next((name for name in SCHEDULER_ENV_VARS if environ.get(name)), None)
-    if env_var is not None:
-        _assign(data, "cluster.address", environ[env_var], origins, f"from ${env_var}")
-    for item in overrides:
-        key, value = _parse_override(item)
-        _assign(data, key, value, origins, f"from --set {key}")
-    if scheduler is not None:
-        _assign(data, "cluster.address", scheduler, origins, "from --scheduler")
-    if output is not None:
-        _assign(data, "output.path", output, origins, "from --output")
-    settings = parse_settings(data, source=source, origins=origins)
-    check_readable(settings.dataset.path, environ.get(READ_ROOTS_ENV_VAR, ""))
-    return settings
-
-
-#: The environment variable that confines the datasets a config may name.
-READ_ROOTS_ENV_VAR = "DASKLOSS_READ_ROOTS"
-
-
-def check_readable(path: str, roots: str) -> None:
-    """Refuse a dataset path outside the comma-separated ``roots`` (if any are given).
-
-    Local paths are compared after resolving ``..`` and symbolic links, from
-    the part before any glob character; URLs by prefix.
-
-    Examples
-    --------
-    >>> check_readable("/data/preds/*.parquet", "/data")
-    >>> check_readable("/data/../etc/passwd", "/data")
-    Traceback (most recent call last):
-    ...
-    daskloss.errors.ConfigError: config key 'dataset.path': /etc/passwd is outside ...
-    """
-    allowed = _roots(roots)
-    if not allowed:
-        return
-    fixed = path if "://" in path else re.split(r"[*?\[]", path, maxsplit=1)[0]
-    if not _inside(fixed, allowed):
-        raise ConfigError(
-            f"config key 'dataset.path': {_resolved(fixed)} is outside the directories this "
-            f"job may read (${READ_ROOTS_ENV_VAR}); use a dataset under one of them or ask the "
-            "operator to widen it"
-        )
-
-
-def check_files_readable(files: Sequence[str], roots: str) -> None:
-    """Refuse a listed data file outside the ``roots``: one a symbolic link led to.
-
-    :func:`check_readable` vets ``dataset.path`` before anything is read; this
-    vets every file its listing found, before any is opened.
-    """
-    allowed = _roots(roots)
-    outside = next((f for f in files if not _inside(f, allowed)), None) if allowed else None
-    if outside is not None:
-        raise ConfigError(
-            f"config key 'dataset.path': the data file {_resolved(outside)} (reached through a "
-            f"symbolic link) is outside the directories this job may read "
-            f"(${READ_ROOTS_ENV_VAR}); remove the link or ask the operator to widen it"
-        )
-
-
-def _roots(roots: str) -> list[str]:
-    return [root.strip() for root in roots.split(",") if root.strip()]
-
-
-def _resolved(path: str) -> str:
-    """A path as an error shows it: a URL without credentials, a local path resolved."""
-    return redact_url(path) if "://" in path else os.path.realpath(path)
-
-
-def _inside(path: str, allowed: Sequence[str]) -> bool:
-    """Whether ``path`` (a local path resolved, or a URL) lies under one of ``allowed``."""
-    if "://" in path:
-        return any(path.startswith(root.rstrip("/") + "/") for root in allowed if "://" in root)
-    target = os.path.realpath(path)
-    return any(
-        os.path.commonpath([target, os.path.realpath(root)]) == os.path.realpath(root)
-        for root in allowed
-        if "://" not in root
-    )
-
-
 def parse_settings(
     data: Mapping[str, Any], *, source: str = "the config", origins: Mapping[str, str] | None = None
 ) -> Settings:
@@ -436,11 +298,14 @@ def _build(cls: type, table: Mapping[str, Any], section: str, where: _Where) -> 
     values = {}
     for name, spec in known.items():
         key = f"{section}.{name}"
-        if table.get(name) is not None:
+        value = table.get(name)
+        if value == "" and spec.default is None:  # an optional key set to "": unset
+            value = None
+        if value is not None:
             try:
-                values[name] = spec.metadata["check"](table[name])
+                values[name] = spec.metadata["check"](value)
             except _Invalid as exc:
-                found = table[name] if exc.found is MISSING else exc.found
+                found = value if exc.found is MISSING else exc.found
                 shown = type(found).__name__ if "secret" in spec.metadata else _short.repr(found)
                 raise ConfigError(f"config key '{key}': {exc}, got {shown} {where(key)}") from None
         elif spec.default is MISSING and spec.default_factory is MISSING:
@@ -462,51 +327,6 @@ def _reject_unknown(
                 f"config key '{prefix}{name}': unknown {kind}; {scope} accepts "
                 f"{', '.join(known)} {where(prefix + name)}"
             )
-
-
-def _read_toml(source: str) -> dict[str, Any]:
-    try:
-        with open(source, "rb") as handle:
-            return tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {source}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source} is not valid TOML: it is not UTF-8 text ({exc})") from None
-
-
-def _parse_override(item: str) -> tuple[str, Any]:
-    """``"a.b=3"`` -> ``("a.b", 3)``: the value as a TOML value, else as a string."""
-    key, sep, text = item.partition("=")
-    key = key.strip()
-    if not sep or not _KEY.fullmatch(key):
-        raise ConfigError(
-            f"--set expects KEY=VALUE with a dotted KEY such as columns.y_pred=prediction, "
-            f"got {item!r}"
-        )
-    try:
-        return key, tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        return key, text
-
-
-def _assign(
-    data: dict[str, Any], key: str, value: Any, origins: dict[str, str], origin: str
-) -> None:
-    """Set dotted ``key`` in nested ``data``, creating tables on the way."""
-    parts = key.split(".")
-    node = data
-    for depth, part in enumerate(parts[:-1], start=1):
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            parent = ".".join(parts[:depth])
-            raise ConfigError(
-                f"config key '{key}': cannot set it, '{parent}' is {_short.repr(node)}, "
-                f"not a table ({origin})"
-            )
-    node[parts[-1]] = value
-    origins[key] = origin
 
 
 def _resolve_paths(settings: Settings) -> Settings:
@@ -536,8 +356,8 @@ def _plain(value: Any) -> Any:
 def redacted(settings: Settings) -> dict[str, Any]:
     """:meth:`Settings.to_dict` with secrets hidden, safe for reports and logs.
 
-    Storage options whose name contains a word of :data:`SECRET_WORDS` and
-    passwords inside URLs become ``"***"``.
+    Storage options whose name marks a secret and passwords inside URLs
+    become ``"***"`` (see :mod:`daskloss.policy`).
 
     Examples
     --------
@@ -548,37 +368,10 @@ def redacted(settings: Settings) -> dict[str, Any]:
     """
     data = settings.to_dict()
     for section in ("dataset", "output"):
-        data[section]["storage_options"] = _hide_secrets(data[section]["storage_options"])
+        data[section]["storage_options"] = hide_secrets(data[section]["storage_options"])
         if data[section]["path"] is not None:
             data[section]["path"] = redact_url(data[section]["path"])
     return data
-
-
-def _hide_secrets(options: Any) -> Any:
-    if isinstance(options, dict):
-        return {
-            key: REDACTED if _is_secret(key) else _hide_secrets(value)
-            for key, value in options.items()
-        }
-    if isinstance(options, list):
-        return [_hide_secrets(value) for value in options]
-    return options
-
-
-def _is_secret(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in SECRET_WORDS)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the password of its ``user:password@`` part hidden."""
-    if "://" not in url or "@" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def settings_digest(settings: Settings) -> str:

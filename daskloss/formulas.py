@@ -24,34 +24,38 @@ undefined (a mean over zero weight, R² of a constant target) is NaN.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from daskloss.exact import FRACTION_BITS, round_ratio, round_sqrt_ratio
+from daskloss.names import METRIC_NAMES
 
-if TYPE_CHECKING:
-    from daskloss.stats import ErrorStats
-
-__all__ = ["METRIC_NAMES", "compute_metrics"]
-
-#: The metric keys, in report order.
-METRIC_NAMES: tuple[str, ...] = (
-    "count",
-    "weight_sum",
-    "se",
-    "mse",
-    "rmse",
-    "l2",
-    "ae",
-    "mae",
-    "max_error",
-    "bias",
-    "r2",
-)
+__all__ = ["METRIC_NAMES", "SufficientStats", "compute_metrics"]
 
 _UNIT = 1 << FRACTION_BITS
 
 
-def compute_metrics(stats: ErrorStats) -> dict[str, float | int]:
+class SufficientStats(Protocol):
+    """The exact sums the formulas need (see :class:`daskloss.ErrorStats`)."""
+
+    @property
+    def count(self) -> int: ...
+    @property
+    def weight_sum(self) -> int: ...
+    @property
+    def squared_error(self) -> int: ...
+    @property
+    def abs_error(self) -> int: ...
+    @property
+    def signed_error(self) -> int: ...
+    @property
+    def target_sum(self) -> int: ...
+    @property
+    def target_squared(self) -> int: ...
+    @property
+    def max_abs_error(self) -> float: ...
+
+
+def compute_metrics(stats: SufficientStats) -> dict[str, float | int]:
     """All metrics of ``stats`` as plain Python numbers, keyed as :data:`METRIC_NAMES`.
 
     Examples
@@ -84,7 +88,7 @@ def compute_metrics(stats: ErrorStats) -> dict[str, float | int]:
     }
 
 
-def _r_squared(stats: ErrorStats) -> float:
+def _r_squared(stats: SufficientStats) -> float:
     """``1 - SE / SST`` exactly, as ``(W*Syy - Sy**2 - SE*W) / (W*Syy - Sy**2)``."""
     total_weight = stats.weight_sum
     spread = total_weight * stats.target_squared - stats.target_sum**2  # = W * SST, >= 0

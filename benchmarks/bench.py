@@ -1,4 +1,4 @@
-"""The benchmark of issue 4: exact evaluation against the read floor and the baselines.
+"""The benchmark: exact evaluation against the read floor and the baselines.
 
 One process generates (or reuses) a Parquet dataset, then times every method
 *interleaved* (``A B C A B C ...``) after one untimed warm-up round, so a noisy
@@ -420,7 +420,7 @@ def make_method(name: str, layout: Layout, label: str | None = None) -> Method:
 
 def _kernel_methods(rows: int) -> list[Method]:
     """The exact kernel on in-memory arrays, and float sums of the same data for scale."""
-    from daskloss.kernel import accumulate
+    from daskloss._kernel import accumulate
 
     y_true, y_pred, weight = data_rows(0, rows).values()
     head = y_pred[:FSUM_ROWS]
@@ -540,17 +540,13 @@ def _high_water_mark() -> int:
 def measure_rss(name: str, layout: Layout) -> dict[str, Any]:
     """Peak RSS of one method, measured in a fresh interpreter."""
     command = [
-        sys.executable, "-m", "daskloss.bench", "--rss-child", "--only", name,
+        sys.executable, "-m", "benchmarks.bench", "--rss-child", "--only", name,
         "--rows", str(layout.rows), "--files", str(layout.files), "--data", str(layout.path),
     ]  # fmt: skip
     if layout.weighted:
         command.append("--weighted")
-    root = str(Path(__file__).resolve().parents[1])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-    }
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    root = Path(__file__).resolve().parents[1]  # run from the repository, where this package is
+    done = subprocess.run(command, capture_output=True, text=True, cwd=root, check=False)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1:] or ["no output"]}
     return json.loads(done.stdout.strip().splitlines()[-1])

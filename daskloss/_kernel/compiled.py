@@ -1,64 +1,48 @@
-"""The compiled kernel: every error statistic of a chunk of rows in one exact pass.
+"""Compiled code: every exact sum of a block of rows, by the row path or the window paths.
 
-One compiled loop reads the target, prediction and (optional) weight arrays
-once and accumulates all exact sums, the row counts and ``max |d|``; no
-temporary array is made per metric. The residual is ``d = fl(y_pred - y_true)``,
-the float64 difference that numpy and scikit-learn use; from there on every
-product and sum is exact.
+Everything numba compiles lives in this one module, so that numba's on-disk
+cache (keyed by this file) can never run stale code. How the paths work, and
+why they give the same integers, is written up in ``docs/kernel.md``.
 
-Every finite float64 is ``m * 2**u`` with an integer mantissa ``m < 2**53``
-and ``u >= -1074``, so every product of up to three of them is an integer
-multiple of ``2**-FRACTION_BITS``. Sums accumulate into *bins*: a ``uint64``
-array of shape ``(NBINS, 2)`` per sum, one unsigned 128-bit integer per bin,
-where bin ``i`` counts units of ``2**(i - FRACTION_BITS)``. A product of two
-mantissas is one 64x64->128-bit multiplication added to the bin of its
-exponent; a product of three is split into two such products. Nothing is
-ever rounded, no float operation can overflow or underflow, and subnormals
-need no special case. Each add is below ``2**106``, so a bin takes ``2**20``
-adds before it could overflow: blocks of ``BLOCK_ROWS`` rows are flushed to
-Python integers (each row adds at most twice to any one bin). Signs are kept
-apart (bins for positive terms, bins for negative ones), so bins only grow.
+Bins: an accumulator is a ``uint64`` array of shape ``(NBINS, 2)``, one
+unsigned 128-bit integer per bin; bin ``i`` counts units of
+``2**(i - FRACTION_BITS)``. Signs are kept apart, so bins only grow.
 
-That row-by-row path serves stretches holding a non-finite value and rows
-whose values lie far apart. Most rows take faster paths to the same integers,
-one stretch of rows at a time: window sums in SIMD lanes when unweighted,
-products of window limbs when weighted (see the sections below).
-
-All compiled code and the constants it bakes in live in this one module, so
-numba's on-disk cache (keyed by this file) can never run stale code.
+* The *row path* (:func:`rows_unweighted`, :func:`rows_weighted`) adds every
+  term of every row to its bin: the reference, and the road for stretches
+  holding non-finite values.
+* The *window paths* (:func:`windows_unweighted`, :func:`windows_weighted`)
+  sum 26-bit limbs of values placed in a window of binades in plain uint64
+  lanes, one stretch of rows at a time, then add the lane sums to the bins.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from daskloss._kernel.jit import cached_njit
+from daskloss.exact import FRACTION_BITS
+
 __all__ = [
+    "ACCUMULATORS",
     "BLOCK_ROWS",
-    "FRACTION_BITS",
+    "COUNTS",
     "NBINS",
-    "ChunkSums",
-    "accumulate",
-    "accumulate_chunks",
-    "bins_to_int",
-    "exact_sum",
-    "new_bins",
+    "STRETCH_ROWS",
+    "WEIGHTED_STRETCH_ROWS",
+    "bins_to_bytes",
+    "rows_unweighted",
+    "rows_weighted",
+    "windows_unweighted",
+    "windows_weighted",
 ]
 
-_LOG = logging.getLogger(__name__)
 
-#: Exact values are integers in units of ``2**-FRACTION_BITS``: the unit of a
-#: product of three smallest subnormals.
-FRACTION_BITS = 3222
 #: Binades a window spans (three 26-bit limbs hold a 53-bit mantissa shifted by up to 25).
 WINDOW = np.uint64(25)
 #: Binades a window reaches above the largest value that placed it, so the next
@@ -95,35 +79,6 @@ def _float_bits(typingctx, x):
         return builder.bitcast(args[0], ir.IntType(64))
 
     return signature, codegen
-
-
-def _cached_njit(**options: Any) -> Callable[[Callable], Any]:
-    """``numba.njit`` with its on-disk cache, or without one where numba finds no place.
-
-    numba refuses ``cache=True`` when neither the package's ``__pycache__`` nor
-    a user cache directory is writable (a container user without a home): the
-    kernel is then compiled again by each process, and a warning says how to
-    keep it.
-    """
-
-    def decorate(function: Callable) -> Any:
-        try:
-            return njit(cache=True, **options)(function)
-        except RuntimeError as exc:
-            if "cannot cache" not in str(exc):
-                raise
-            _warn_uncached()
-            return njit(**options)(function)
-
-    return decorate
-
-
-@functools.cache
-def _warn_uncached() -> None:
-    _LOG.warning(
-        "numba has no writable directory to cache the compiled kernel in, so every run "
-        "compiles it again (about 10 s); set NUMBA_CACHE_DIR to a writable directory"
-    )
 
 
 @intrinsic
@@ -202,13 +157,8 @@ def add_triple(bins, k, unit, high, low, c):
     add_product(bins, k, unit, low & _LOW53, c)
 
 
-def new_bins(count: int = 1) -> np.ndarray:
-    """``count`` zeroed accumulators, shape ``(count, NBINS, 2)``."""
-    return np.zeros((count, NBINS, 2), np.uint64)
-
-
-@_cached_njit(nogil=True)
-def _bins_to_bytes(bins):
+@cached_njit(nogil=True)
+def bins_to_bytes(bins):
     """``(data, first)``: ``sum(bins[i] * 2**i) == int.from_bytes(data, "little") << first``.
 
     Bins are 128-bit; only the span from the first to the last non-zero bin
@@ -241,43 +191,30 @@ def _bins_to_bytes(bins):
     return out, first
 
 
-def bins_to_int(bins: np.ndarray) -> int:
-    """The exact value of one accumulator, an integer in units of ``2**-FRACTION_BITS``."""
-    data, first = _bins_to_bytes(bins)
-    return int.from_bytes(data.tobytes(), "little") << first
-
-
-@_cached_njit(nogil=True)
-def _sum_into_bins(values, bins):
-    for i in range(values.size):
-        m, unit = split(values[i])
-        add_mantissa(bins, 1 if values[i] < 0.0 else 0, unit, m)
-
-
-def exact_sum(values: np.ndarray) -> int:
-    """The exact sum of finite float64 ``values``, in units of ``2**-FRACTION_BITS``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> exact_sum(np.array([1e100, 1.0, -1e100])) == 1 << FRACTION_BITS
-    True
-    """
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    total = 0
-    for start in range(0, values.size, BLOCK_ROWS):
-        bins = new_bins(2)
-        _sum_into_bins(values[start : start + BLOCK_ROWS], bins)
-        total += bins_to_int(bins[0]) - bins_to_int(bins[1])
-    return total
-
-
-# Accumulators (first axis of the bins array): one exact sum each, signs apart.
-_WEIGHT, _SQUARED, _POSITIVE, _NEGATIVE, _TARGET_POS, _TARGET_NEG, _TARGET_SQUARED = range(7)
-_NSUMS = 7
-# Slots of the counts array.
-_ROWS, _SKIPPED, _BAD_TRUE, _BAD_PRED, _BAD_WEIGHT, _NEGATIVE_WEIGHT, _OVERFLOW = range(7)
-_NCOUNTS = 7
+#: The accumulators (first axis of the bins array): one exact sum each, signs apart.
+ACCUMULATORS: tuple[str, ...] = (
+    "weight",
+    "squared_error",
+    "positive_error",
+    "negative_error",
+    "target_positive",
+    "target_negative",
+    "target_squared",
+)
+_WEIGHT, _SQUARED, _POSITIVE, _NEGATIVE, _TARGET_POS, _TARGET_NEG, _TARGET_SQUARED = range(
+    len(ACCUMULATORS)
+)
+#: The slots of the counts array: rows summed, and rows left out and why.
+COUNTS: tuple[str, ...] = (
+    "rows",
+    "skipped",
+    "nonfinite_true",
+    "nonfinite_pred",
+    "nonfinite_weight",
+    "negative_weight",
+    "residual_overflow",
+)
+_ROWS, _SKIPPED, _BAD_TRUE, _BAD_PRED, _BAD_WEIGHT, _NEGATIVE_WEIGHT, _OVERFLOW = range(len(COUNTS))
 
 
 @njit(inline="always")
@@ -295,13 +232,13 @@ def _count_nonfinite(y, p, w, counts):
         counts[_OVERFLOW] += 1
 
 
-@_cached_njit(nogil=True)
-def _rows_unweighted(y_true, y_pred, weight, bins, counts):
+@cached_njit(nogil=True)
+def rows_unweighted(y_true, y_pred, weight, bins, counts):
     return _accumulate_block(y_true, y_pred, weight, False, bins, counts)
 
 
-@_cached_njit(nogil=True)
-def _rows_weighted(y_true, y_pred, weight, bins, counts):
+@cached_njit(nogil=True)
+def rows_weighted(y_true, y_pred, weight, bins, counts):
     return _accumulate_block(y_true, y_pred, weight, True, bins, counts)
 
 
@@ -356,22 +293,6 @@ def _add_row(bins, y, d, w, weighted):
         add_product(bins, _TARGET_SQUARED, 2 * uy, my, my)
     return a
 
-
-# --- The fast path: window sums in SIMD lanes ------------------------------------------------
-#
-# The bins above cost a dependent 128-bit read-modify-write per term, about 1.5 ns.
-# Unweighted rows take a faster path, one stretch of STRETCH_ROWS rows at a time.
-# Most values of a stretch lie within a few binades of each other, so each
-# ``|x| = m * 2**u`` whose unit ``u`` falls in a *window* ``[base, base + WINDOW]``
-# is the integer ``v = m << (u - base)`` (below 2**78) in units of ``2**base``.
-# Cut into three 26-bit limbs ``v = a0 + a1 * 2**26 + a2 * 2**52``, its square is
-# six limb products below 2**52. Every limb and limb product is added to a
-# plain uint64 sum (4096 products stay below 2**64), so the loop has no carries
-# and no memory writes; the compiler vectorises it (with AVX-512 it uses the
-# 52-bit multiply-add). At the end of the stretch the limb sums go to the bins
-# at their units. Values below the window get a lower window, up to
-# MAX_WINDOWS, then the bins one by one; non-finite stretches take the
-# row-by-row path, which counts them. The result is the same integer either way.
 
 #: Rows per stretch: limb products below 2**52 leave 12 bits of headroom in a uint64.
 STRETCH_ROWS = 4096
@@ -589,7 +510,7 @@ def _windows_under(y_true, y_pred, start, stop, base, smallest, residual, bins, 
             add_product(bins, squared, 2 * unit, m, m)
 
 
-@_cached_njit(nogil=True)
+@cached_njit(nogil=True)
 def _settle_window(y_true, y_pred, start, stop, base, window, residual, bins, sides):
     """Add one sum's window pass of a stretch to the bins; return the next stretch's base.
 
@@ -612,8 +533,8 @@ _RESIDUAL_SIDES = (_POSITIVE, _NEGATIVE, _SQUARED)
 _TARGET_SIDES = (_TARGET_POS, _TARGET_NEG, _TARGET_SQUARED)
 
 
-@_cached_njit(nogil=True)
-def _block_unweighted(y_true, y_pred, weight, bins, counts):
+@cached_njit(nogil=True)
+def windows_unweighted(y_true, y_pred, weight, bins, counts):
     """:func:`_accumulate_block` for unweighted rows, by window sums per stretch."""
     n = y_true.size
     if n == 0:
@@ -628,7 +549,7 @@ def _block_unweighted(y_true, y_pred, weight, bins, counts):
         residual_top = residual[1]
         if residual_top >> _C52 == _EXPONENT_MASK:  # a non-finite residual, target or prediction
             rows = (y_true[start:stop], y_pred[start:stop], weight)
-            max_abs = max(max_abs, _rows_unweighted(*rows, bins, counts))
+            max_abs = max(max_abs, rows_unweighted(*rows, bins, counts))
             continue
         counts[_ROWS] += stop - start
         top_residual = _umax(top_residual, residual_top)
@@ -640,17 +561,6 @@ def _block_unweighted(y_true, y_pred, weight, bins, counts):
         )
     return max(max_abs, _bits_float(top_residual))
 
-
-# --- Weighted rows: products of window limbs -------------------------------------------------
-#
-# With a weight, every sum is a product: w, w*d, w*d**2, w*y, w*y**2. Each of w,
-# d and y is placed in its own window, as three 26-bit limbs, and the products
-# are formed limb by limb: w*d as five diagonals of limb products; d**2 first
-# as six 26-bit limbs (its diagonals with the carries passed up), then w*d**2 as
-# eight diagonals. A diagonal holds at most three products below 2**52, so
-# WEIGHTED_STRETCH_ROWS of them stay below 2**63 (signed sums included). Rows
-# with a value outside its window, or a negative weight, are left out of the
-# pass (their weight limbs are zeroed) and go through the bins one by one.
 
 #: Rows per stretch of weighted rows: 512 diagonals of three products below 2**52.
 WEIGHTED_STRETCH_ROWS = 512
@@ -860,8 +770,8 @@ def _above(tops, bases):
     return above
 
 
-@_cached_njit(nogil=True)
-def _block_weighted(y_true, y_pred, weight, bins, counts):
+@cached_njit(nogil=True)
+def windows_weighted(y_true, y_pred, weight, bins, counts):
     """:func:`_accumulate_block` for weighted rows, by window products per stretch."""
     n = y_true.size
     if n == 0:
@@ -883,7 +793,7 @@ def _block_weighted(y_true, y_pred, weight, bins, counts):
         top_w, top_d, _ = tops
         if top_w >> _C52 == _EXPONENT_MASK or top_d >> _C52 == _EXPONENT_MASK:
             rows = (y_true[start:stop], y_pred[start:stop], weight[start:stop])
-            max_abs = max(max_abs, _rows_weighted(*rows, bins, counts))
+            max_abs = max(max_abs, rows_weighted(*rows, bins, counts))
             continue
         if _above(tops, bases):  # redo around the largest values
             bases = _bases_for(tops)
@@ -897,105 +807,6 @@ def _block_weighted(y_true, y_pred, weight, bins, counts):
             for j in range(start, stop):
                 if _weighted_row_limbs(y_true, y_pred, weight, np.uint64(j), bases)[5] != _U0:
                     rows = (y_true[j : j + 1], y_pred[j : j + 1], weight[j : j + 1])
-                    max_abs = max(max_abs, _rows_weighted(*rows, bins, counts))
+                    max_abs = max(max_abs, rows_weighted(*rows, bins, counts))
         bases = _bases_for(tops)
     return max_abs
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkSums:
-    """Raw output of :func:`accumulate` (exact sums in units of ``2**-FRACTION_BITS``)."""
-
-    rows: int
-    weight_sum: int
-    squared_error: int
-    positive_error: int
-    negative_error: int
-    target_sum: int
-    target_squared: int
-    max_abs_error: float
-    skipped_rows: int
-    nonfinite_true: int
-    nonfinite_pred: int
-    nonfinite_weight: int
-    negative_weight: int
-    residual_overflow: int
-
-
-def accumulate(
-    y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray | None = None
-) -> ChunkSums:
-    """Exact sums of float64 arrays of equal length.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> accumulate(np.array([1.0, 2.0]), np.array([1.5, 1.0])).rows
-    2
-    """
-    return accumulate_chunks([(y_true, y_pred, weight)], weighted=weight is not None)
-
-
-def accumulate_chunks(
-    chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray | None]], weighted: bool
-) -> ChunkSums:
-    """Exact sums over aligned chunks ``(y_true, y_pred, weight)`` of float64 arrays.
-
-    All chunks share one set of bins, flushed to Python integers every
-    ``BLOCK_ROWS`` rows, so many small chunks cost no more than one big one.
-    """
-    no_weight = np.empty(0, np.float64)
-    totals = [0] * _NSUMS
-    counts = np.zeros(_NCOUNTS, np.int64)
-    bins = new_bins(_NSUMS)
-    pending = 0
-    max_abs = 0.0
-    for y_true, y_pred, weight in chunks:
-        for start in range(0, len(y_true), BLOCK_ROWS):
-            stop = start + BLOCK_ROWS
-            rows = min(stop, len(y_true)) - start
-            if pending + rows > BLOCK_ROWS:
-                totals = _flush(bins, totals)
-                pending = 0
-            block = _block_weighted if weighted else _block_unweighted
-            block_max = block(
-                _readonly(y_true[start:stop]),
-                _readonly(y_pred[start:stop]),
-                _readonly(weight[start:stop] if weighted else no_weight),
-                bins,
-                counts,
-            )
-            max_abs = max(max_abs, block_max)
-            pending += rows
-    totals = _flush(bins, totals)
-    rows = int(counts[_ROWS])
-    return ChunkSums(
-        rows=rows,
-        weight_sum=totals[_WEIGHT] if weighted else rows << FRACTION_BITS,
-        squared_error=totals[_SQUARED],
-        positive_error=totals[_POSITIVE],
-        negative_error=totals[_NEGATIVE],
-        target_sum=totals[_TARGET_POS] - totals[_TARGET_NEG],
-        target_squared=totals[_TARGET_SQUARED],
-        max_abs_error=float(max_abs),
-        skipped_rows=int(counts[_SKIPPED]),
-        nonfinite_true=int(counts[_BAD_TRUE]),
-        nonfinite_pred=int(counts[_BAD_PRED]),
-        nonfinite_weight=int(counts[_BAD_WEIGHT]),
-        negative_weight=int(counts[_NEGATIVE_WEIGHT]),
-        residual_overflow=int(counts[_OVERFLOW]),
-    )
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    """A read-only view: numpy and Arrow inputs then share one compiled signature."""
-    view = array.view()
-    view.flags.writeable = False
-    return view
-
-
-def _flush(bins: np.ndarray, totals: list[int]) -> list[int]:
-    """Add the bins to the running totals and zero them."""
-    flushed = [total + bins_to_int(row) for total, row in zip(totals, bins, strict=True)]
-    bins[:] = 0
-    return flushed

@@ -1,0 +1,1 @@
+"""The benchmark of daskloss against the read floor and other engines (not installed)."""

@@ -1,0 +1,31 @@
+"""The job's settings: the schema (:mod:`~daskloss.config.schema`) and its layers
+(:mod:`~daskloss.config.layers`). Policy (read roots, redaction, address checks)
+is in :mod:`daskloss.policy`.
+"""
+
+from daskloss.config.layers import SCHEDULER_ENV_VARS, load_settings
+from daskloss.config.schema import (
+    ClusterSettings,
+    ColumnSettings,
+    DatasetSettings,
+    EvaluationSettings,
+    OutputSettings,
+    Settings,
+    parse_settings,
+    redacted,
+    settings_digest,
+)
+
+__all__ = [
+    "SCHEDULER_ENV_VARS",
+    "ClusterSettings",
+    "ColumnSettings",
+    "DatasetSettings",
+    "EvaluationSettings",
+    "OutputSettings",
+    "Settings",
+    "load_settings",
+    "parse_settings",
+    "redacted",
+    "settings_digest",
+]

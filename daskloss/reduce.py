@@ -1,0 +1,101 @@
+"""The one merge tree: per-unit results merged in a tree of fan-in ``split_every``.
+
+Every source kind goes through :func:`tree_reduce`: one task per work unit,
+then levels of merge tasks, each merging up to ``split_every`` results of the
+level below, until one is left. ``split_every`` has one meaning everywhere:
+
+* ``None``: :data:`DEFAULT_SPLIT_EVERY` (8, as in Dask's own reductions);
+* an integer ``>= 2``: that fan-in;
+* ``False``: no tree, one merge of every unit's result.
+
+Exact merges make the result the same whatever the tree's shape.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from dask import delayed
+from dask.delayed import Delayed
+
+from daskloss.errors import ConfigError
+
+__all__ = ["DEFAULT_SPLIT_EVERY", "check_split_every", "tree_reduce"]
+
+#: The fan-in of the merge tree when ``split_every`` is None.
+DEFAULT_SPLIT_EVERY = 8
+
+_T = TypeVar("_T")
+
+
+def check_split_every(split_every: Any) -> int | None:
+    """The fan-in ``split_every`` asks for (None: merge all at once), or a ConfigError.
+
+    Examples
+    --------
+    >>> check_split_every(None), check_split_every(2), check_split_every(False)
+    (8, 2, None)
+    """
+    if split_every is None:
+        return DEFAULT_SPLIT_EVERY
+    if split_every is False:
+        return None
+    if isinstance(split_every, bool) or not isinstance(split_every, int) or split_every < 2:
+        raise ConfigError(
+            "split_every must be an integer >= 2 (the merge tree's fan-in), None for the "
+            f"default ({DEFAULT_SPLIT_EVERY}) or False for a single merge; got {split_every!r}"
+        )
+    return split_every
+
+
+def tree_reduce(
+    units: Sequence[Any],
+    unit_result: Callable[[Any], _T],
+    merge_all: Callable[[list[_T]], _T],
+    *,
+    split_every: Any = None,
+    name: str = "daskloss",
+) -> Delayed:
+    """The lazy merge of ``unit_result(unit)`` over every unit.
+
+    Parameters
+    ----------
+    units : sequence
+        Picklable work units; a unit may hold Dask collections (computed
+        where its task runs).
+    unit_result : callable
+        The result of one unit, computed in its own task.
+    merge_all : callable
+        Merges a list of results (an empty list gives the identity).
+    split_every : int, False or None
+        The fan-in (see the module docstring).
+    name : str
+        Prefix of the task keys.
+
+    Examples
+    --------
+    >>> tree_reduce(range(10), lambda x: x * x, sum, split_every=3).compute()
+    285
+    """
+    fan_in = check_split_every(split_every)
+    token = uuid.uuid4().hex
+    level = [
+        delayed(unit_result, pure=False)(unit, dask_key_name=(f"{name}-unit-{token}", index))
+        for index, unit in enumerate(units)
+    ]
+    if not level:
+        return delayed(merge_all, pure=False)([], dask_key_name=f"{name}-merge-{token}")
+    depth = 0
+    while len(level) > 1:
+        step = fan_in or len(level)
+        level = [
+            delayed(merge_all, pure=False)(
+                level[start : start + step],
+                dask_key_name=(f"{name}-merge-{depth}-{token}", start // step),
+            )
+            for start in range(0, len(level), step)
+        ]
+        depth += 1
+    return level[0]
