@@ -15,23 +15,16 @@ import pytest
 import daskloss
 from daskloss import job
 from jobs import evaluate as evaluate_job
-from tests._helpers import (
+from tests.helpers import (
+    ROOT,
     SAMPLE_FILES,
     SAMPLE_ROWS,
+    free_port,
     job_config,
     run_cli,
-    sample_dataset,
     write_config,
 )
-from tests.conftest import free_port
 from tests.reference import assert_bit_identical, reference_metrics
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    return sample_dataset(tmp_path_factory)
 
 
 @pytest.fixture
@@ -123,7 +116,7 @@ def test_jobs_module_runs_as_a_script():
     """python -m jobs.evaluate --help works from the repository root."""
     done = subprocess.run(
         [sys.executable, "-m", "jobs.evaluate", "--help"],
-        cwd=REPO,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,

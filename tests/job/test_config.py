@@ -15,9 +15,8 @@ from daskloss.config import (
     redacted,
     settings_digest,
 )
-from tests._helpers import toml_text
+from tests.helpers import ROOT, toml_text
 
-REPO = Path(__file__).resolve().parents[1]
 MINIMAL = {
     "dataset": {"path": "s3://bucket/preds/"},
     "columns": {"y_true": "y", "y_pred": "p"},
@@ -50,7 +49,7 @@ def _with(section: str, **values) -> dict:
 def test_example_configs_load():
     """Both shipped configs are valid."""
     for name in ("example.toml", "cluster.toml"):
-        settings = load_settings(REPO / "configs" / name, environ={})
+        settings = load_settings(ROOT / "configs" / name, environ={})
         assert settings.columns.weight == "weight"
 
 

@@ -23,7 +23,7 @@ from daskloss.report import (
     render_json,
     write_report,
 )
-from tests._helpers import SAMPLE_FILES, SAMPLE_ROWS, job_config, sample_dataset
+from tests.helpers import SAMPLE_FILES, SAMPLE_ROWS, job_config
 
 TOP_KEYS = [
     "report_version",
@@ -43,11 +43,6 @@ TOP_KEYS = [
     "settings",
 ]
 STARTED = datetime(2025, 1, 31, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    return sample_dataset(tmp_path_factory)
 
 
 def _report(dataset_path, **sections):

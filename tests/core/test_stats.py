@@ -14,8 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from daskloss import DataError, ErrorStats, NonFiniteValueError, SchemaError
-from daskloss import METRIC_NAMES
+from daskloss import METRIC_NAMES, DataError, ErrorStats, NonFiniteValueError, SchemaError
 from tests.reference import assert_bit_identical, fraction_sqrt, reference_metrics
 from tests.strategies import rows, split_points
 

@@ -1,4 +1,4 @@
-"""daskloss.evaluate over Dask DataFrames and datasets on disk."""
+"""Files on storage: listing, formats, pieces and batches, and every bad file named."""
 
 from __future__ import annotations
 
@@ -12,93 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 
 import daskloss
-from daskloss import (
-    DataError,
-    EmptyDatasetError,
-    NonFiniteValueError,
-    ReadError,
-    SchemaError,
-)
+from daskloss import DataError, EmptyDatasetError, NonFiniteValueError, ReadError, SchemaError
 from daskloss.sources.files import plan_files
+from tests.helpers import EXPECTED, EXPECTED_WEIGHTED, FRAME, write_parquet
 from tests.reference import assert_bit_identical, reference_metrics
-
-RNG = np.random.default_rng(7)
-
-
-def _frame(n: int = 3000, seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    magnitude = 10.0 ** rng.integers(-20, 20, n)
-    y_true = rng.normal(size=n) * magnitude
-    return pd.DataFrame(
-        {
-            "y_true": y_true,
-            "y_pred": y_true + rng.normal(size=n) * magnitude * 1e-3,
-            "w": rng.exponential(size=n),
-            "segment": rng.choice(["a", "b", "c"], n),
-        }
-    )
-
-
-FRAME = _frame()
-EXPECTED = reference_metrics(FRAME.y_true, FRAME.y_pred)
-EXPECTED_WEIGHTED = reference_metrics(FRAME.y_true, FRAME.y_pred, FRAME.w)
-
-
-def _write_parquet(directory, frame: pd.DataFrame, nfiles: int, **kwargs) -> list:
-    directory.mkdir(parents=True, exist_ok=True)
-    bounds = np.linspace(0, len(frame), nfiles + 1).astype(int)
-    paths = []
-    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-        path = directory / f"part-{i:04d}.parquet"
-        frame.iloc[lo:hi].to_parquet(path, index=False, **kwargs)
-        paths.append(path)
-    return paths
-
-
-@pytest.mark.parametrize("split_every", [False, None, 2])
-@pytest.mark.parametrize("npartitions", [1, 3, 17])
-def test_partitions_and_split_every(npartitions, split_every):
-    """Metrics are bit-identical to the reference for any partitioning and merge tree."""
-    frame = dd.from_pandas(FRAME, npartitions=npartitions)
-    result = daskloss.evaluate(frame, weight="w", split_every=split_every)
-    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
-    assert result.npartitions == npartitions
-
-
-@pytest.mark.parametrize("npartitions", [1, 7, 64])
-def test_1_7_64_partitions_and_shuffled_rows(npartitions):
-    """1, 7 and 64 partitions of shuffled rows all give the same bits."""
-    shuffled = FRAME.sample(frac=1.0, random_state=npartitions)
-    result = daskloss.evaluate(dd.from_pandas(shuffled, npartitions=npartitions, sort=False))
-    assert_bit_identical(result.metrics, EXPECTED)
-
-
-def test_empty_partitions():
-    """Empty partitions merge as the identity."""
-    frame = dd.from_pandas(FRAME, npartitions=5)
-    index = frame.index.to_series()
-    with_empty = frame[(index < 500) | (index > 2500)]
-    kept = FRAME.iloc[np.r_[0:500, 2501:3000]]
-    result = daskloss.evaluate(with_empty, split_every=2)
-    assert_bit_identical(result.metrics, reference_metrics(kept.y_true, kept.y_pred))
-
-
-def test_distributed_client_gives_same_bits():
-    """Under a distributed Client the result is bit-identical to the threaded run."""
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster),
-    ):
-        result = daskloss.evaluate(dd.from_pandas(FRAME, npartitions=9), weight="w")
-    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
 
 
 def test_parquet_directory(tmp_path):
     """A directory of Parquet files is read file by file, one partition each."""
-    _write_parquet(tmp_path / "ds", FRAME, 5)
+    write_parquet(tmp_path / "ds", FRAME, 5)
     (tmp_path / "ds" / "_SUCCESS").write_text("")
     result = daskloss.evaluate(tmp_path / "ds", weight="w")
     assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
@@ -115,7 +37,7 @@ def test_hive_partitioned_directory(tmp_path):
 
 def test_glob_and_file_list(tmp_path):
     """A glob and an explicit list of files select exactly those files."""
-    paths = _write_parquet(tmp_path, FRAME, 4)
+    paths = write_parquet(tmp_path, FRAME, 4)
     sub = pd.concat([pd.read_parquet(p) for p in paths[:2]])
     by_glob = daskloss.evaluate(str(tmp_path / "part-000[01].parquet"))
     by_list = daskloss.evaluate([str(p) for p in paths[:2]])
@@ -146,17 +68,6 @@ def test_only_needed_columns_are_read(tmp_path):
     assert daskloss.evaluate(tmp_path).metrics["se"] == 0.25
 
 
-def test_skip_policy_reports_skipped_rows(tmp_path):
-    """Under 'skip', rows with NaN are dropped and counted across files."""
-    frame = FRAME.copy()
-    frame.loc[[3, 1500, 2999], "y_pred"] = np.nan
-    _write_parquet(tmp_path, frame, 3)
-    result = daskloss.evaluate(tmp_path, nan_policy="skip")
-    kept = frame.dropna()
-    assert result.skipped_rows == 3
-    assert_bit_identical(result.metrics, reference_metrics(kept.y_true, kept.y_pred))
-
-
 def test_parquet_nulls_count_as_nan(tmp_path):
     """Null values in Parquet are refused like NaN, naming the file."""
     pq.write_table(pa.table({"y_true": [1.0, None], "y_pred": [1.0, 2.0]}), tmp_path / "n.parquet")
@@ -166,35 +77,23 @@ def test_parquet_nulls_count_as_nan(tmp_path):
 
 def test_missing_column_names_file_and_columns(tmp_path):
     """A missing column is named with the file and the columns it has."""
-    _write_parquet(tmp_path, FRAME, 2)
+    write_parquet(tmp_path, FRAME, 2)
     with pytest.raises(
         SchemaError, match=r"\['pred'\] not found in .*part-0000\.parquet.*'y_pred'"
     ):
         daskloss.evaluate(tmp_path, y_pred="pred")
 
 
-def test_missing_column_in_dask_frame():
-    """A missing column of a DataFrame source is caught before computing."""
-    with pytest.raises(SchemaError, match="'nope'"):
-        daskloss.evaluate(dd.from_pandas(FRAME, npartitions=2), weight="nope")
-
-
 def test_non_numeric_column(tmp_path):
     """A string column is refused with its name, file and type."""
-    _write_parquet(tmp_path, FRAME, 2)
+    write_parquet(tmp_path, FRAME, 2)
     with pytest.raises(SchemaError, match=r"'segment' in .*part-0000\.parquet has type"):
         daskloss.evaluate(tmp_path, y_pred="segment")
 
 
-def test_non_numeric_dask_column():
-    """A string column of a DataFrame source is refused up front."""
-    with pytest.raises(SchemaError, match="'segment' must be numeric"):
-        daskloss.evaluate(dd.from_pandas(FRAME, npartitions=2), y_pred="segment")
-
-
 def test_type_differs_across_files(tmp_path):
     """A file whose column type differs from the first file's is named."""
-    _write_parquet(tmp_path, FRAME, 3)
+    write_parquet(tmp_path, FRAME, 3)
     odd = FRAME.iloc[:10].assign(y_true=np.arange(10, dtype=np.int32))
     odd.to_parquet(tmp_path / "part-0009.parquet", index=False)
     with pytest.raises(
@@ -226,7 +125,7 @@ def _spoil_truncate(path):
 def test_bad_file_among_batched_small_files_is_named(tmp_path, monkeypatch, spoil, error, message):
     """Small files read together in one task still name the bad one."""
     monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 2)
-    paths = _write_parquet(tmp_path, FRAME, 8)
+    paths = write_parquet(tmp_path, FRAME, 8)
     assert len(plan_files(tmp_path, ["y_true", "y_pred"]).units) == 2
     spoil(paths[5])
     with pytest.raises(error, match=message):
@@ -251,7 +150,7 @@ def test_bad_csv_is_a_schema_error_naming_it(tmp_path, bad, message):
 
 def test_truncated_parquet_file(tmp_path):
     """A truncated file in the middle of a dataset is a ReadError naming it."""
-    paths = _write_parquet(tmp_path, FRAME, 3)
+    paths = write_parquet(tmp_path, FRAME, 3)
     data = paths[1].read_bytes()
     paths[1].write_bytes(data[: len(data) // 2])
     with pytest.raises(ReadError, match=r"part-0001\.parquet.*truncated or corrupt"):
@@ -260,7 +159,7 @@ def test_truncated_parquet_file(tmp_path):
 
 def test_garbage_file(tmp_path):
     """A file that is not Parquet at all is a ReadError naming it."""
-    _write_parquet(tmp_path, FRAME, 2)
+    write_parquet(tmp_path, FRAME, 2)
     (tmp_path / "part-0005.parquet").write_bytes(b"not parquet at all" * 10)
     with pytest.raises(ReadError, match=r"part-0005\.parquet"):
         daskloss.evaluate(tmp_path)
@@ -281,45 +180,16 @@ def test_missing_path(tmp_path):
 
 def test_zero_row_files(tmp_path):
     """Files that hold no rows at all give an EmptyDatasetError."""
-    _write_parquet(tmp_path, FRAME.iloc[:0], 2)
+    write_parquet(tmp_path, FRAME.iloc[:0], 2)
     with pytest.raises(EmptyDatasetError, match="no rows"):
         daskloss.evaluate(tmp_path)
 
 
 def test_zero_row_file_among_others(tmp_path):
     """A zero-row file among others contributes nothing."""
-    _write_parquet(tmp_path, FRAME, 2)
+    write_parquet(tmp_path, FRAME, 2)
     FRAME.iloc[:0].to_parquet(tmp_path / "part-0003.parquet", index=False)
     assert_bit_identical(daskloss.evaluate(tmp_path).metrics, EXPECTED)
-
-
-def test_all_rows_skipped(tmp_path):
-    """When the skip policy leaves nothing, that is an error, not NaN metrics."""
-    pq.write_table(
-        pa.table({"y_true": [np.nan, 1.0], "y_pred": [1.0, np.inf]}), tmp_path / "a.parquet"
-    )
-    with pytest.raises(EmptyDatasetError, match="all 2 rows were skipped"):
-        daskloss.evaluate(tmp_path, nan_policy="skip")
-
-
-def test_zero_total_weight(tmp_path):
-    """Rows whose weights are all zero cannot give means."""
-    _write_parquet(tmp_path, FRAME.assign(w=0.0), 2)
-    with pytest.raises(DataError, match=r"total weight .* is zero"):
-        daskloss.evaluate(tmp_path, weight="w")
-
-
-def test_errors_share_one_base_class():
-    """Every daskloss error is a DasklossError."""
-    for error in (DataError, EmptyDatasetError, NonFiniteValueError, ReadError, SchemaError):
-        assert issubclass(error, daskloss.DasklossError)
-
-
-def test_public_api():
-    """The package exports the documented names, each of them real."""
-    assert {"evaluate", "ErrorStats", "DasklossError", "EvaluationResult"} <= set(daskloss.__all__)
-    assert all(hasattr(daskloss, name) for name in daskloss.__all__)
-    assert callable(daskloss.evaluate)
 
 
 def test_large_file_is_split_between_row_groups(tmp_path, monkeypatch):
@@ -342,7 +212,7 @@ def test_piece_too_big_for_memory_is_refused(tmp_path, monkeypatch):
 def test_small_files_read_together_must_fit_together(tmp_path, monkeypatch):
     """Small files joined in one task are held at once: their sum is checked, not each alone."""
     monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 1)
-    _write_parquet(tmp_path, FRAME, 8)
+    write_parquet(tmp_path, FRAME, 8)
     one_file = len(FRAME) // 8 * 8 * 2 + 64
     monkeypatch.setattr("daskloss.sources.reader.memory_budget", lambda: 3 * one_file)
     with pytest.raises(DataError, match=r"part-000[3-7]\.parquet needs about .* repartition"):
@@ -381,7 +251,7 @@ def test_memory_budget_follows_the_worker_limit(tmp_path):
 def test_small_files_are_batched_with_the_same_bits(tmp_path, monkeypatch):
     """Many small files read a few per task give the same bits; bad values still name the file."""
     monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 4)
-    _write_parquet(tmp_path, FRAME, 40)
+    write_parquet(tmp_path, FRAME, 40)
     result = daskloss.evaluate(tmp_path, weight="w")
     assert result.npartitions == 4 and len(result.files) == 40
     assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)
@@ -392,7 +262,7 @@ def test_small_files_are_batched_with_the_same_bits(tmp_path, monkeypatch):
 
 def test_dataset_read_by_dask_gives_the_same_bits(tmp_path):
     """The files read by dask.dataframe.read_parquet, evaluated as a Dask DataFrame: same bits."""
-    _write_parquet(tmp_path, FRAME, 3)
+    write_parquet(tmp_path, FRAME, 3)
     frame = dd.read_parquet(tmp_path, columns=["y_true", "y_pred", "w"])
     assert_bit_identical(daskloss.evaluate(frame, weight="w").metrics, EXPECTED_WEIGHTED)
 
@@ -441,7 +311,7 @@ def test_zstd_csv_without_the_zstandard_package(tmp_path):
 
 def test_glob_skips_hidden_files(tmp_path):
     """A glob such as dir/* leaves out _SUCCESS and .crc files, like a directory listing."""
-    _write_parquet(tmp_path, FRAME, 2)
+    write_parquet(tmp_path, FRAME, 2)
     (tmp_path / "_SUCCESS").write_text("")
     (tmp_path / ".part-0000.parquet.crc").write_bytes(b"crc")
     result = daskloss.evaluate(str(tmp_path / "*"))
@@ -451,7 +321,7 @@ def test_glob_skips_hidden_files(tmp_path):
 
 def test_mixed_csv_and_parquet_is_refused(tmp_path):
     """A directory mixing CSV and Parquet files says so, instead of a corrupt-file error."""
-    _write_parquet(tmp_path, FRAME, 1)
+    write_parquet(tmp_path, FRAME, 1)
     FRAME.to_csv(tmp_path / "extra.csv", index=False)
     with pytest.raises(SchemaError, match=r"mixes CSV files .*extra\.csv.*dataset\.format"):
         daskloss.evaluate(tmp_path)
@@ -461,15 +331,7 @@ def test_one_column_in_two_roles(tmp_path):
     """A column may serve two roles (the target as the weight): read once, same bits."""
     frame = FRAME.assign(y_true=FRAME.y_true.abs())
     expected = reference_metrics(frame.y_true, frame.y_pred, frame.y_true)
-    _write_parquet(tmp_path, frame, 3)
+    write_parquet(tmp_path, frame, 3)
     assert_bit_identical(daskloss.evaluate(tmp_path, weight="y_true").metrics, expected)
     lazy = dd.from_pandas(frame, npartitions=3)
     assert_bit_identical(daskloss.evaluate(lazy, weight="y_true").metrics, expected)
-
-
-def test_pandas_dataframe_is_a_source(monkeypatch):
-    """A pandas DataFrame is evaluated directly, cut into units, with the same bits."""
-    monkeypatch.setattr("daskloss.sources.frames.PANDAS_UNIT_ROWS", 700)
-    result = daskloss.evaluate(FRAME, weight="w")
-    assert result.npartitions == 5 and result.source == "pandas"
-    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)

@@ -13,13 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests._helpers import job_config, run_cli, sample_dataset, write_config
-from tests.conftest import dask_processes
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    return sample_dataset(tmp_path_factory)
+from tests.helpers import dask_processes, job_config, run_cli, write_config
 
 
 def _metrics_text(report_path) -> str:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import daskloss
-from tests.conftest import dask_processes
+from tests.helpers import dask_processes
 from tests.reference import assert_bit_identical
 
 pytestmark = pytest.mark.cluster

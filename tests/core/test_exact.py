@@ -15,6 +15,7 @@ from daskloss.exact import FRACTION_BITS, round_ratio, round_sqrt_ratio, to_frac
 from tests.reference import fraction_float, fraction_sqrt
 from tests.strategies import wild_values
 
+
 def exact_sum(values: np.ndarray) -> int:
     """The kernel's exact sum of finite values: the target sum of rows predicted exactly."""
     values = np.ascontiguousarray(values, dtype=np.float64)

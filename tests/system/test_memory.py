@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 ROWS_PER_FILE = 250_000
 

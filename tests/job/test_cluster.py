@@ -18,20 +18,12 @@ import daskloss
 from daskloss.cluster import Connection, connect
 from daskloss.config import ClusterSettings
 from daskloss.progress import track_progress
-from tests._helpers import job_config, run_cli, sample_dataset, write_config
-from tests.conftest import dask_processes, free_port
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    return sample_dataset(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def scheduler_address(tmp_path_factory):
-    """A Dask scheduler and two workers, each a separate process on 127.0.0.1."""
-    with dask_processes(2, tmp_path_factory.mktemp("dask-logs")) as (address, _):
-        yield address
+from tests.helpers import (
+    free_port,
+    job_config,
+    run_cli,
+    write_config,
+)
 
 
 def test_embedded_default_runs_on_threads():
