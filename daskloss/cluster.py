@@ -110,7 +110,7 @@ def connect(settings: ClusterSettings) -> Iterator[Connection]:
                 n_workers=settings.n_workers,
                 threads_per_worker=settings.threads_per_worker,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # any free port: a one-shot job needs no fixed one
             ) as cluster,
             Client(cluster) as client,
         ):

@@ -11,6 +11,8 @@ Client: the computation runs on whichever Dask scheduler is active.
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,8 @@ from daskloss.sources import Plan, Source, SourceKind, Unit, plan_source
 from daskloss.stats import ErrorStats
 
 __all__ = ["EvaluationResult", "evaluate"]
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,12 @@ def evaluate(
         ErrorStats.merge_all,
         split_every=split_every,
     )
+    _LOG.debug("computing the statistics of %d %s units", len(plan.units), plan.kind)
+    started = time.perf_counter()
     (stats,) = dask.compute(lazy)
+    _LOG.debug(
+        "statistics of %d rows computed in %.3f s", stats.count, time.perf_counter() - started
+    )
     _check_result(stats)
     return _result(stats, plan)
 

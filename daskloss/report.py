@@ -1,10 +1,9 @@
 """The job's report: a versioned JSON document, a table for humans, atomic writes.
 
-Report format, version 1 (a JSON object; keys in this order)::
+Report format, version 2 (a JSON object; keys in this order)::
 
-    report_version    1
-    metrics           {name: number or null} for the configured metrics; null is
-                      a metric that is undefined (NaN) or beyond the float64 range
+    report_version    2
+    metrics           {name: value} for the configured metrics (see below)
     count             rows evaluated
     weight_sum        total weight (float)
     skipped_rows      rows left out under nan_policy = "skip"
@@ -19,8 +18,14 @@ Report format, version 1 (a JSON object; keys in this order)::
     config_digest     "sha256:..." of the canonical resolved settings (secrets redacted)
     settings          the resolved settings, secrets redacted
 
-Floats are written with Python's shortest round-trip ``repr``, so a reader
-parsing them as float64 gets back exactly the computed values.
+A metric's value is a JSON number, or ``null`` for a metric that is
+undefined (R² of a constant target, a mean over zero weight), or the string
+``"Infinity"`` or ``"-Infinity"`` for one beyond the float64 range (the sum of
+squares of residuals near 1e308): every standard JSON parser tells the three
+apart, and ``float(value)`` reads the number and both strings. Version 1 wrote
+null for both undefined and infinite metrics. Floats are written with
+Python's shortest round-trip ``repr``, so a reader parsing them as float64
+gets back exactly the computed values.
 
 Writes are atomic for a local path: the report is written to a temporary
 file in the destination directory, flushed to disk, then renamed over the
@@ -63,7 +68,7 @@ __all__ = [
     "write_report",
 ]
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 def build_report(
@@ -113,10 +118,12 @@ def build_report(
     }
 
 
-def _json_number(value: float | int) -> float | int | None:
-    """JSON has no NaN or infinity: those become null."""
-    if isinstance(value, float) and not math.isfinite(value):
+def _json_number(value: float | int) -> float | int | str | None:
+    """JSON has no NaN or infinity: NaN (undefined) is null, infinities are strings."""
+    if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
     return value
 
 
@@ -134,19 +141,20 @@ def format_table(report: Mapping[str, Any]) -> str:
 
     Examples
     --------
-    >>> print(format_table({"metrics": {"mse": 100.0, "r2": None}, "count": 10,
+    >>> print(format_table({"metrics": {"se": "Infinity", "r2": None}, "count": 10,
     ...     "skipped_rows": 0, "scheduler": "threads", "duration_seconds": 0.1,
-    ...     "dataset": {"path": "sample", "format": "parquet", "files": 2, "partitions": 2}}))
-    daskloss: 10 rows of sample (parquet, 2 files, 2 partitions)
-      mse           100.0
+    ...     "dataset": {"path": "sample", "format": "parquet", "files": 1, "partitions": 2}}))
+    daskloss: 10 rows of sample (parquet, 1 file, 2 partitions)
+      se            inf (beyond the float64 range)
       r2            undefined
       skipped rows  0
     evaluated on threads in 0.1 s
     """
     dataset = report["dataset"]
     lines = [
-        f"daskloss: {report['count']} rows of {dataset['path']} ({dataset['format']}, "
-        f"{dataset['files']} files, {dataset['partitions']} partitions)"
+        f"daskloss: {_count(report['count'], 'row')} of {dataset['path']} "
+        f"({dataset['format']}, {_count(dataset['files'], 'file')}, "
+        f"{_count(dataset['partitions'], 'partition')})"
     ]
     rows = [*report["metrics"].items(), ("skipped rows", report["skipped_rows"])]
     width = max(len(name) for name, _ in rows)
@@ -155,8 +163,16 @@ def format_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _cell(value: float | int | None) -> str:
-    return "undefined" if value is None else repr(value)
+def _cell(value: float | int | str | None) -> str:
+    if value is None:
+        return "undefined"
+    if isinstance(value, str):
+        return f"{float(value)} (beyond the float64 range)"
+    return repr(value)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def check_output_path(path: str) -> None:

@@ -14,7 +14,9 @@ Nothing else is read here: the units read their rows where they run
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +29,8 @@ from daskloss.sources.plan import Plan
 from daskloss.sources.reader import FileReader, FileUnit, Piece, is_local
 
 __all__ = ["BATCH_BYTES", "MIN_BATCHES", "PIECE_BYTES", "plan_files"]
+
+_LOG = logging.getLogger(__name__)
 
 #: Target decoded size of one piece when a Parquet file is split by row groups.
 PIECE_BYTES = 256 * 2**20
@@ -79,8 +83,15 @@ def plan_files(
     roots = read_roots or ReadRoots()
     for url in _urls(path):
         roots.check_path(url)
+    started = time.perf_counter()
     fs, files = _list_files(path, dict(storage_options or {}))
     names = [name for name, _ in files]
+    _LOG.debug(
+        "listed %d files (%d bytes) in %.3f s",
+        len(files),
+        sum(size for _, size in files),
+        time.perf_counter() - started,
+    )
     roots.check_files(names)
     chosen = format or _inferred_format(names, path)
     reader = FileReader(fs, tuple(columns), chosen, format_given=format is not None)
@@ -88,6 +99,14 @@ def plan_files(
     reader = FileReader(fs, tuple(columns), chosen, tuple(schema.types), format is not None)
     sized = [(piece, size) for name, size in files for piece in _pieces(reader, name, size)]
     units = tuple(FileUnit(reader, batch) for batch in _batches(sized))
+    _LOG.debug(
+        "%s files: %d pieces in %d units, columns %s with types %s",
+        chosen,
+        len(sized),
+        len(units),
+        list(reader.columns),
+        [str(kind) for kind in schema.types],
+    )
     return Plan(units=units, kind="files", path=_display(path), format=chosen, files=tuple(names))
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import daskloss
 from daskloss import job
+from daskloss.report import REPORT_VERSION
 from jobs import evaluate as evaluate_job
 from tests.helpers import (
     ROOT,
@@ -102,7 +103,7 @@ def test_output_flag_chooses_the_report_path(config, tmp_path, capsys):
     """--output writes the report elsewhere, creating directories."""
     target = tmp_path / "runs" / "r.json"
     assert run_cli(["evaluate", str(config), "--output", str(target)], capsys).code == 0
-    assert json.loads(target.read_text())["report_version"] == 1
+    assert json.loads(target.read_text())["report_version"] == REPORT_VERSION
 
 
 def test_jobs_entrypoint_is_daskloss_evaluate(config, tmp_path, capsys):

@@ -66,7 +66,7 @@ def test_report_keys_in_order(sample):
 def test_report_describes_the_run(sample):
     """The report names the dataset, its files and partitions, and the run."""
     report = _report(sample)
-    assert report["report_version"] == REPORT_VERSION == 1
+    assert report["report_version"] == REPORT_VERSION == 2
     assert report["dataset"] == {
         "path": str(sample),
         "format": "parquet",
