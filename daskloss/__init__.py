@@ -9,7 +9,7 @@ Examples
 100.0
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
 from daskloss.errors import (
     ConfigError,
@@ -25,8 +25,8 @@ from daskloss.names import METRIC_NAMES
 from daskloss.stats import ErrorStats
 
 try:
-    __version__ = version("daskloss")
-except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = _metadata.version("daskloss")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [

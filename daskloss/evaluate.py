@@ -20,7 +20,7 @@ from typing import Any
 import dask
 
 from daskloss.errors import DataError, EmptyDatasetError
-from daskloss.names import NAN_POLICIES, FileFormat, NanPolicy, check_choice
+from daskloss.names import FILE_FORMATS, NAN_POLICIES, FileFormat, NanPolicy, check_choice
 from daskloss.policy import ReadRoots
 from daskloss.reduce import check_split_every, tree_reduce
 from daskloss.roles import Roles
@@ -122,6 +122,8 @@ def evaluate(
     """
     roles = Roles(y_true, y_pred, weight)
     check_choice("nan_policy", nan_policy, NAN_POLICIES)
+    if format is not None:
+        check_choice("format", format, FILE_FORMATS)
     check_split_every(split_every)
     roots = ReadRoots(tuple(read_roots)) if read_roots is not None else None
     plan = plan_source(

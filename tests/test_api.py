@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
+import pandas as pd
+import pytest
+
 import daskloss
-from daskloss import DataError, EmptyDatasetError, NonFiniteValueError, ReadError, SchemaError
+from daskloss import (
+    ConfigError,
+    DataError,
+    EmptyDatasetError,
+    NonFiniteValueError,
+    ReadError,
+    SchemaError,
+)
 
 
 def test_errors_share_one_base_class():
@@ -12,8 +24,36 @@ def test_errors_share_one_base_class():
         assert issubclass(error, daskloss.DasklossError)
 
 
-def test_public_api():
-    """The package exports the documented names, each of them real."""
-    assert {"evaluate", "ErrorStats", "DasklossError", "EvaluationResult"} <= set(daskloss.__all__)
-    assert all(hasattr(daskloss, name) for name in daskloss.__all__)
-    assert callable(daskloss.evaluate)
+def test_all_lists_exactly_the_public_names():
+    """__all__ is every public name the package defines, and nothing else."""
+    modules = {name for name, value in vars(daskloss).items() if isinstance(value, ModuleType)}
+    public = {name for name in dir(daskloss) if not name.startswith("_")} - modules
+    assert set(daskloss.__all__) == public | {"__version__"}, public ^ set(daskloss.__all__)
+    assert {"evaluate", "ErrorStats", "DasklossError", "EvaluationResult"} <= public
+
+
+FRAME = pd.DataFrame({"y_true": [1.0, 2.0, 3.0], "y_pred": [1.5, 2.0, 2.0], "w": [1.0, 2.0, 1.0]})
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"nan_policy": "bogus"}, ConfigError, "nan_policy must be one of 'error', 'skip'"),
+        ({"split_every": 1}, ConfigError, "split_every must be an integer >= 2"),
+        ({"split_every": True}, ConfigError, "split_every must be an integer >= 2"),
+        ({"split_every": "8"}, ConfigError, "split_every must be an integer >= 2"),
+        ({"format": "xlsx"}, ConfigError, "format must be one of 'parquet', 'csv'"),
+        ({"y_true": None}, ConfigError, "y_true must be a column name"),
+        ({"y_pred": 3}, ConfigError, "y_pred must be a column name"),
+        ({"weight": ""}, ConfigError, "weight must be a column name"),
+        ({"source": {"y_true": [1.0]}}, ConfigError, "source must be a path"),
+        ({"source": 42}, ConfigError, "got int"),
+        ({"weight": "nope"}, SchemaError, r"\['nope'\] not found in the DataFrame"),
+    ],
+)
+def test_bad_arguments_are_daskloss_errors(arguments, error, message):
+    """Every bad argument to evaluate() is a DasklossError subclass naming it."""
+    call = {"source": FRAME, **arguments}
+    with pytest.raises(error, match=message) as caught:
+        daskloss.evaluate(call.pop("source"), **call)
+    assert isinstance(caught.value, daskloss.DasklossError)

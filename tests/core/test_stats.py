@@ -16,7 +16,7 @@ from sklearn import metrics as skm
 
 from daskloss import METRIC_NAMES, DataError, ErrorStats, NonFiniteValueError, SchemaError
 from tests.reference import assert_bit_identical, fraction_sqrt, reference_metrics
-from tests.strategies import rows, split_points
+from tests.strategies import long_rows, long_split_points, rows, split_points
 
 RNG = np.random.default_rng(20261123)
 
@@ -199,6 +199,30 @@ def test_row_order_does_not_matter(data, random):
     y_true, y_pred, weight = data
     order = list(range(len(y_true)))
     random.shuffle(order)
+    shuffled = _stats(y_true[order], y_pred[order], None if weight is None else weight[order])
+    assert shuffled == _stats(y_true, y_pred, weight)
+
+
+@settings(deadline=None, max_examples=25)
+@given(long_rows().flatmap(lambda r: st.tuples(st.just(r), long_split_points(len(r[0])))))
+def test_split_invariance_across_kernel_stretches(data):
+    """Cuts anywhere in inputs longer than several stretches (at and next to their boundaries,
+    where the window paths hand over) merge to the statistics of the whole, exactly."""
+    (y_true, y_pred, weight), cuts = data
+    bounds = [0, *cuts, len(y_true)]
+    pieces = [
+        _stats(y_true[lo:hi], y_pred[lo:hi], None if weight is None else weight[lo:hi])
+        for lo, hi in itertools.pairwise(bounds)
+    ]
+    assert ErrorStats.merge_all(pieces) == _stats(y_true, y_pred, weight)
+
+
+@settings(deadline=None, max_examples=15)
+@given(long_rows(), st.integers(0, 2**32 - 1))
+def test_long_inputs_in_any_row_order(data, seed):
+    """Shuffling thousands of rows (every stretch's window placed anew) changes no bit."""
+    y_true, y_pred, weight = data
+    order = np.random.default_rng(seed).permutation(len(y_true))
     shuffled = _stats(y_true[order], y_pred[order], None if weight is None else weight[order])
     assert shuffled == _stats(y_true, y_pred, weight)
 

@@ -227,6 +227,26 @@ def test_verbose_shows_the_traceback(config, monkeypatch, capsys):
     assert "Traceback (most recent call last)" in run.err
 
 
+def test_very_verbose_adds_debug_lines(config, capsys):
+    """-vv logs more than -v: the planning and the computation at DEBUG."""
+    verbose = run_cli(["evaluate", str(config), "-v"], capsys)
+    very = run_cli(["evaluate", str(config), "-vv"], capsys)
+    assert verbose.code == very.code == 0
+    assert " DEBUG " not in verbose.err and " INFO " in verbose.err
+    debug = [line for line in very.err.splitlines() if " DEBUG daskloss" in line]
+    assert any("listed 3 files" in line for line in debug), very.err
+    assert any("statistics of 3000 rows computed" in line for line in debug), very.err
+
+
+def test_set_with_an_empty_value_removes_the_weight(config, capsys):
+    """--set columns.weight= unsets a weight column the config names."""
+    run = run_cli(["evaluate", str(config), "--set", "columns.weight="], capsys)
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    assert report["columns"]["weight"] is None
+    assert report["weight_sum"] == float(report["count"])
+
+
 def test_keyboard_interrupt_exits_130(config, monkeypatch, capsys):
     """Ctrl-C exits 130."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -210,6 +211,20 @@ def test_local_cluster_of_processes(sample):
     with connect(settings) as connection:
         assert connection.scheduler == "local-cluster"
         assert daskloss.evaluate(str(sample)).metrics["count"] > 0
+
+
+@pytest.mark.cluster
+def test_local_cluster_takes_any_free_dashboard_port(sample, recwarn):
+    """With port 8787 taken, a LocalCluster starts without distributed's port warning."""
+    with contextlib.ExitStack() as stack:
+        try:
+            taken = stack.enter_context(socket.create_server(("0.0.0.0", 8787)))
+        except OSError:
+            taken = None  # taken already: the same situation
+        with connect(ClusterSettings(n_workers=1, threads_per_worker=1)):
+            pass
+        del taken
+    assert not [w for w in recwarn if "already in use" in str(w.message)]
 
 
 @pytest.mark.cluster

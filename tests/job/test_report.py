@@ -99,27 +99,33 @@ def test_digest_is_that_of_the_settings(sample):
     assert report["config_digest"] == settings_digest(settings)
 
 
+def _built(result, settings):
+    return build_report(
+        result, settings, scheduler="threads", started=STARTED, finished=STARTED, duration=0
+    )
+
+
 def test_undefined_metric_is_null():
     """A NaN metric (R² of a constant target) is written as null: strict JSON."""
     frame = pd.DataFrame({"y_true": [1.0, 1.0], "y_pred": [0.0, 2.0]})
     result = daskloss.evaluate(dd.from_pandas(frame, npartitions=1))
     settings = parse_settings(job_config("x", "y", columns={"weight": "w"}))
-    report = build_report(
-        result,
-        settings,
-        scheduler="threads",
-        started=STARTED,
-        finished=STARTED,
-        duration=0,
-    )
+    report = _built(result, settings)
     assert math.isnan(result.metrics["r2"])
     assert json.loads(render_json(report))["metrics"]["r2"] is None
 
 
-def test_json_floats_round_trip(sample):
-    """Every float in the JSON text parses back to the very same float64."""
-    report = _report(sample)
-    assert json.loads(render_json(report))["metrics"] == report["metrics"]
+def test_infinite_metric_is_a_string_and_undefined_is_null():
+    """An overflowed metric is "Infinity" in the JSON, an undefined one null: never confused."""
+    frame = pd.DataFrame({"y_true": [1e200, 1e200], "y_pred": [-1e200, -1e200]})
+    result = daskloss.evaluate(frame)
+    settings = parse_settings(job_config("x", "y"))
+    report = json.loads(render_json(_built(result, settings)))
+    assert math.isinf(result.metrics["se"]) and math.isnan(result.metrics["r2"])
+    assert report["metrics"]["se"] == "Infinity" and report["metrics"]["r2"] is None
+    assert report["metrics"]["l2"] == 2.8284271247461902e200
+    assert float(report["metrics"]["se"]) == math.inf
+    assert "se            inf (beyond the float64 range)" in format_table(report)
 
 
 def test_table_lists_every_metric(sample):

@@ -335,3 +335,13 @@ def test_one_column_in_two_roles(tmp_path):
     assert_bit_identical(daskloss.evaluate(tmp_path, weight="y_true").metrics, expected)
     lazy = dd.from_pandas(frame, npartitions=3)
     assert_bit_identical(daskloss.evaluate(lazy, weight="y_true").metrics, expected)
+
+
+def test_csv_without_a_csv_name_hints_at_the_format(tmp_path):
+    """A CSV file not named .csv is read as Parquet; the error says to set the format."""
+    (tmp_path / "predictions.txt").write_text("y_true,y_pred\n1,2\n")
+    with pytest.raises(
+        ReadError, match=r'predictions\.txt.*not a Parquet file.*dataset\.format = "csv"'
+    ):
+        daskloss.evaluate(tmp_path)
+    assert daskloss.evaluate(tmp_path, format="csv").metrics["se"] == 1.0
