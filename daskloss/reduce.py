@@ -57,6 +57,7 @@ def tree_reduce(
     *,
     split_every: Any = None,
     name: str = "daskloss",
+    token: str | None = None,
 ) -> Delayed:
     """The lazy merge of ``unit_result(unit)`` over every unit.
 
@@ -73,6 +74,11 @@ def tree_reduce(
         The fan-in (see the module docstring).
     name : str
         Prefix of the task keys.
+    token : str, optional
+        Suffix of the task keys. Omitted, a fresh one is drawn, so two calls
+        never share tasks; a token derived from the units and functions (see
+        :func:`dask.base.tokenize`) gives equal calls the same keys, so that
+        ``dask.compute`` of both runs the tree once.
 
     Examples
     --------
@@ -80,7 +86,7 @@ def tree_reduce(
     285
     """
     fan_in = check_split_every(split_every)
-    token = uuid.uuid4().hex
+    token = token or uuid.uuid4().hex
     level = [
         delayed(unit_result, pure=False)(unit, dask_key_name=(f"{name}-unit-{token}", index))
         for index, unit in enumerate(units)

@@ -1,0 +1,436 @@
+"""Array-likes as work units: the inputs of the :mod:`daskloss.metrics` functions.
+
+``y_true``, ``y_pred`` and ``sample_weight`` may each be a NumPy array, a
+list, a pandas Series or DataFrame, a pyarrow (chunked) array, a Dask array
+or a Dask Series or DataFrame, mixed freely when they hold the same rows. As
+in scikit-learn, a 1-D input and an ``(n, 1)`` one are both one output and an
+``(n, k)`` input is ``k`` outputs; nothing is ever broadcast.
+
+:func:`plan_arrays` checks what it can without reading any data (shapes,
+dtypes, the lengths known up front), with scikit-learn's messages, then
+pairs the inputs' rows into units:
+
+* inputs in memory only: units of up to ``PANDAS_UNIT_ROWS`` rows;
+* Dask inputs whose chunk sizes are known: the row chunks of the first Dask
+  input; other Dask arrays are rechunked to them and inputs in memory sliced
+  at their boundaries;
+* Dask inputs of unknown lengths (DataFrames, arrays with NaN chunk sizes):
+  partition ``i`` of each is paired with partition ``i`` of the others, so
+  they must have as many partitions; inputs in memory are sliced at offsets
+  computed in the graph. Lengths that differ raise when the units run.
+
+Every unit yields one :class:`~daskloss.chunks.Chunk` whose columns are
+named by :func:`daskloss.roles.output_roles`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from dask.base import tokenize
+
+from daskloss.chunks import Chunk
+from daskloss.columns import float64_chunks
+from daskloss.errors import EmptyDatasetError, InvalidParameterError, SchemaError
+from daskloss.roles import output_roles
+from daskloss.sources.frames import PANDAS_UNIT_ROWS
+
+__all__ = ["INPUT_NAMES", "ArrayPlan", "ArrayUnit", "matrix_columns", "plan_arrays"]
+
+#: The inputs, in the order scikit-learn checks them.
+INPUT_NAMES = ("y_true", "y_pred", "sample_weight")
+
+_EXACT_INTEGER_LIMIT = 2**53
+
+
+@dataclass(frozen=True)
+class Offsets:
+    """Rows ``starts[index - 1]:starts[index]`` of in-memory columns, known once partitions are.
+
+    ``columns`` and ``starts`` are Dask ``Delayed`` values until the unit's
+    task runs: the float64 columns, and the cumulative lengths of the
+    partitions they are paired with.
+    """
+
+    columns: Any
+    starts: Any
+    index: int
+
+    def rows(self, name: str, others: str) -> tuple[np.ndarray, ...]:
+        """The columns' rows for this unit; raise when the lengths differ in total."""
+        total = int(self.starts[-1])
+        length = len(self.columns[0])
+        if total != length:
+            raise SchemaError(
+                "Found input variables with inconsistent numbers of samples: "
+                f"{others} hold {total} rows in all and {name} {length}"
+            )
+        low = int(self.starts[self.index - 1]) if self.index else 0
+        return tuple(column[low : int(self.starts[self.index])] for column in self.columns)
+
+
+@dataclass(frozen=True)
+class ArrayUnit:
+    """Aligned rows of every input: one task's work.
+
+    ``pieces`` holds, per input, its rows: float64 columns (inputs in memory),
+    a Dask block or partition (a ``Delayed``, computed where the task runs),
+    or :class:`Offsets`.
+    """
+
+    pieces: tuple[Any, ...]
+    names: tuple[str, ...]
+    n_outputs: int
+    label: str
+
+    def chunks(self) -> Iterator[Chunk]:
+        """The unit's rows as one chunk of float64 columns, named by ``output_roles``."""
+        columns = [self._columns(piece, name) for piece, name in zip(self.pieces, self.names)]
+        lengths = [len(found[0]) for found in columns]
+        if len(set(lengths)) > 1:
+            raise SchemaError(
+                f"Found input variables with inconsistent numbers of samples in {self.label}: "
+                f"{lengths} ({', '.join(self.names)}); Dask inputs of unknown chunk sizes are "
+                "paired partition by partition, so give them the same partitions (columns of "
+                "one DataFrame), or pass Dask arrays with known chunk sizes "
+                "(DataFrame.to_dask_array(lengths=True), Array.compute_chunk_sizes())"
+            )
+        roles = output_roles(self.n_outputs, weighted="sample_weight" in self.names)
+        values = {}
+        for j, role in enumerate(roles):
+            values[role.y_true], values[role.y_pred] = columns[0][j], columns[1][j]
+        if len(columns) > 2:
+            values["sample_weight"] = columns[2][0]
+        yield Chunk(values, ((self.label, lengths[0]),))
+
+    def _columns(self, piece: Any, name: str) -> tuple[np.ndarray, ...]:
+        if isinstance(piece, Offsets):
+            others = ", ".join(n for n in self.names if n != name)
+            return piece.rows(name, others)
+        if isinstance(piece, tuple):
+            return piece
+        return matrix_columns(piece, name, where=f" in {self.label}")
+
+
+@dataclass(frozen=True)
+class ArrayPlan:
+    """The inputs of a metric function as work units.
+
+    Attributes
+    ----------
+    units : tuple of ArrayUnit
+        The work, one task each.
+    n_outputs : int
+        Columns of ``y_true`` and ``y_pred`` (1 for 1-D inputs).
+    weighted : bool
+        Whether ``sample_weight`` was given.
+    token : str or None
+        With ``tokenized=True``, a digest of the inputs and of how they were
+        cut: equal inputs give equal tokens, hence equal task keys.
+    """
+
+    units: tuple[ArrayUnit, ...]
+    n_outputs: int
+    weighted: bool
+    token: str | None = None
+
+
+def plan_arrays(
+    y_true: Any, y_pred: Any, sample_weight: Any = None, *, tokenized: bool = False
+) -> ArrayPlan:
+    """Check the inputs as far as their metadata allows and cut them into units.
+
+    ``tokenized=True`` also digests the inputs (hashing the data of those in
+    memory) into the plan's ``token``.
+
+    Raises
+    ------
+    InvalidParameterError
+        An input with no dimension (a 0-d array).
+    SchemaError
+        Inputs of different lengths or output counts, more than two dimensions,
+        2-D weights, complex or non-numeric values, Dask inputs whose rows
+        cannot be paired.
+    EmptyDatasetError
+        Inputs without rows.
+    """
+    given = [(name, value) for name, value in zip(INPUT_NAMES, (y_true, y_pred, sample_weight))]
+    inputs = [_Input.of(value, name) for name, value in given if value is not None]
+    lengths = [found.rows for found in inputs]
+    if None not in lengths and len(set(lengths)) > 1:
+        raise SchemaError(f"Found input variables with inconsistent numbers of samples: {lengths}")
+    for found in inputs:
+        found.check()
+    n_outputs = inputs[0].n_outputs
+    if inputs[1].n_outputs != n_outputs:
+        raise SchemaError(
+            "y_true and y_pred have different number of output "
+            f"({n_outputs}!={inputs[1].n_outputs})"
+        )
+    units = _units(inputs, n_outputs)
+    token = None
+    if tokenized:
+        labels = [unit.label for unit in units]
+        token = tokenize("daskloss-arrays", [(f.name, f.value) for f in inputs], labels)
+    return ArrayPlan(units, n_outputs, sample_weight is not None, token)
+
+
+def matrix_columns(values: Any, name: str, where: str = "") -> tuple[np.ndarray, ...]:
+    """An input's rows as contiguous float64 columns, one per output (exact, or refused).
+
+    Examples
+    --------
+    >>> [c.tolist() for c in matrix_columns([[1, 2], [3, 4]], "y_true")]
+    [[1.0, 3.0], [2.0, 4.0]]
+    """
+    if isinstance(values, pd.DataFrame):
+        return tuple(_column(values.iloc[:, j], name, where) for j in range(values.shape[1]))
+    if isinstance(values, (pd.Series, pa.Array, pa.ChunkedArray)):
+        if _dtype_kind(values) == "c":
+            raise _complex(values)
+        return (_column(values, name, where),)
+    array = _numeric(_as_array(values, name), name)
+    if array.ndim == 1:
+        return (_column(array, name, where),)
+    return tuple(_column(array[:, j], name, where) for j in range(array.shape[1]))
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One input: its shape and where its rows are (in memory or in a Dask collection)."""
+
+    name: str
+    value: Any
+    shape: tuple[float, ...]
+
+    @classmethod
+    def of(cls, value: Any, name: str) -> _Input:
+        if isinstance(value, (da.Array, dd.DataFrame, dd.Series)):
+            shape = value.shape if isinstance(value, da.Array) else _frame_shape(value)
+        elif isinstance(value, (pd.Series, pd.DataFrame)):
+            shape = value.shape
+        elif isinstance(value, (pa.Array, pa.ChunkedArray)):
+            shape = (len(value),)
+        else:
+            value = _as_array(value, name)
+            shape = value.shape
+        if not shape:
+            raise InvalidParameterError(
+                "Input should have at least 1 dimension i.e. satisfy `len(x.shape) > 0`, got "
+                f"scalar `{value!r}` instead (argument {name})."
+            )
+        return cls(name, value, tuple(shape))
+
+    @property
+    def rows(self) -> int | None:
+        return None if math.isnan(self.shape[0]) else int(self.shape[0])
+
+    @property
+    def n_outputs(self) -> int:
+        return 1 if len(self.shape) == 1 else int(self.shape[1])
+
+    @property
+    def lazy(self) -> bool:
+        return isinstance(self.value, (da.Array, dd.DataFrame, dd.Series))
+
+    def check(self) -> None:
+        """scikit-learn's checks of an input that need no data: dimensions, dtype, rows."""
+        if _dtype_kind(self.value) == "c":
+            raise _complex(self.value)
+        if self.name == "sample_weight":
+            if len(self.shape) != 1:
+                raise SchemaError(
+                    f"Sample weights must be 1D array or scalar, got {len(self.shape)}D array. "
+                    "Expected either a scalar value or a 1D array of length "
+                    f"{self.shape[0]}."
+                )
+            return
+        if len(self.shape) > 2:
+            raise SchemaError(
+                f"Found array with dim {len(self.shape)}, while dim <= 2 is required ({self.name})."
+            )
+        if self.rows == 0:
+            raise EmptyDatasetError(
+                f"Found array with 0 sample(s) (shape={self.shape}) while a minimum of 1 is "
+                f"required ({self.name})."
+            )
+        if self.n_outputs == 0:
+            raise SchemaError(
+                f"Found array with 0 feature(s) (shape={self.shape}) while a minimum of 1 is "
+                f"required ({self.name})."
+            )
+
+    def memory_columns(self) -> tuple[np.ndarray, ...]:
+        return matrix_columns(self.value, self.name)
+
+    def parts(self, row_chunks: tuple[int, ...] | None = None) -> list[Any]:
+        """The Dask input's blocks or partitions as ``Delayed`` values, rechunked if asked."""
+        value = self.value
+        if isinstance(value, da.Array):
+            if value.ndim == 2 and len(value.chunks[1]) > 1:
+                value = value.rechunk({1: -1})
+            if row_chunks is not None and value.chunks[0] != row_chunks:
+                value = value.rechunk({0: row_chunks})
+        return list(
+            value.to_delayed().ravel() if isinstance(value, da.Array) else value.to_delayed()
+        )
+
+
+def _units(inputs: list[_Input], n_outputs: int) -> tuple[ArrayUnit, ...]:
+    names = tuple(found.name for found in inputs)
+    lazy = [found for found in inputs if found.lazy]
+    if not lazy:
+        columns = [found.memory_columns() for found in inputs]
+        rows = len(columns[0][0])
+        bounds = [*range(0, rows, PANDAS_UNIT_ROWS), rows] if rows else [0, 0]
+        return tuple(
+            ArrayUnit(
+                tuple(tuple(c[low:high] for c in found) for found in columns),
+                names,
+                n_outputs,
+                f"rows {low} to {high - 1}",
+            )
+            for low, high in itertools.pairwise(bounds)
+        )
+    if all(found.rows is not None and isinstance(found.value, da.Array) for found in lazy):
+        return _known_units(inputs, lazy[0], names, n_outputs)
+    return _paired_units(inputs, lazy, names, n_outputs)
+
+
+def _known_units(
+    inputs: list[_Input], lead: _Input, names: tuple[str, ...], n_outputs: int
+) -> tuple[ArrayUnit, ...]:
+    """Units along the row chunks of ``lead``, a Dask array of known chunk sizes."""
+    row_chunks = tuple(int(n) for n in lead.value.chunks[0])
+    bounds = np.cumsum((0, *row_chunks)).tolist()
+    pieces = []
+    for found in inputs:
+        if found.lazy:
+            pieces.append(found.parts(row_chunks))
+        else:
+            columns = found.memory_columns()
+            pieces.append(
+                [tuple(c[low:high] for c in columns) for low, high in itertools.pairwise(bounds)]
+            )
+    return tuple(
+        ArrayUnit(tuple(piece[i] for piece in pieces), names, n_outputs, _block_label(i, bounds))
+        for i in range(len(row_chunks))
+    )
+
+
+def _paired_units(
+    inputs: list[_Input], lazy: list[_Input], names: tuple[str, ...], n_outputs: int
+) -> tuple[ArrayUnit, ...]:
+    """Units pairing partition ``i`` of every Dask input, some of unknown lengths."""
+    parts = {found.name: found.parts() for found in lazy}
+    counts = {name: len(found) for name, found in parts.items()}
+    if len(set(counts.values())) > 1:
+        described = ", ".join(f"{name}: {count}" for name, count in counts.items())
+        raise SchemaError(
+            "the rows of Dask inputs of unknown chunk sizes are paired partition by partition, "
+            f"but the inputs have different numbers of partitions ({described}); give them the "
+            "same partitions (columns of one DataFrame), or pass Dask arrays with known chunk "
+            "sizes (DataFrame.to_dask_array(lengths=True), Array.compute_chunk_sizes())"
+        )
+    lead = next(found for found in lazy if found.rows is None)
+    starts = None
+    pieces = []
+    for found in inputs:
+        if found.lazy:
+            pieces.append(parts[found.name])
+            continue
+        if starts is None:
+            lengths = [dask.delayed(len, pure=True)(part) for part in parts[lead.name]]
+            starts = dask.delayed(np.cumsum, pure=True)(lengths)
+        columns = dask.delayed(found.memory_columns(), pure=True, traverse=False)
+        pieces.append([Offsets(columns, starts, i) for i in range(counts[lead.name])])
+    return tuple(
+        ArrayUnit(
+            tuple(piece[i] for piece in pieces),
+            names,
+            n_outputs,
+            f"partition {i} of the Dask inputs",
+        )
+        for i in range(counts[lead.name])
+    )
+
+
+def _block_label(index: int, bounds: list[int]) -> str:
+    return f"block {index} (rows {bounds[index]} to {bounds[index + 1] - 1}) of the Dask inputs"
+
+
+def _frame_shape(frame: dd.DataFrame | dd.Series) -> tuple[float, ...]:
+    return (math.nan,) if isinstance(frame, dd.Series) else (math.nan, len(frame.columns))
+
+
+def _as_array(values: Any, name: str) -> np.ndarray:
+    """A NumPy array of ``values``, refusing Python integers that float64 would round."""
+    array = np.asarray(values)
+    if isinstance(values, (list, tuple)) and array.dtype.kind in "fO":
+        for value in _flatten(values):
+            if isinstance(value, (int, np.integer)) and not _float64_holds(int(value)):
+                raise SchemaError(
+                    f"{name} holds integers that float64 cannot represent exactly (beyond "
+                    "2**53); cast it to float64 yourself if rounding is acceptable"
+                )
+    return array
+
+
+def _flatten(values: Any) -> Iterator[Any]:
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            yield from _flatten(value)
+        else:
+            yield value
+
+
+def _float64_holds(value: int) -> bool:
+    if abs(value) <= _EXACT_INTEGER_LIMIT:
+        return True
+    try:
+        return int(float(value)) == value
+    except OverflowError:
+        return False
+
+
+def _numeric(array: np.ndarray, name: str) -> np.ndarray:
+    """Booleans as 0/1 and numbers held as objects or strings as float64, as scikit-learn does."""
+    kind = array.dtype.kind
+    if kind == "c":
+        raise _complex(array)
+    if kind == "b":
+        return array.astype(np.float64)
+    if kind in "OUS":
+        try:
+            return array.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(f"{exc} ({name} must hold numbers)") from None
+    return array
+
+
+def _column(values: Any, name: str, where: str) -> np.ndarray:
+    chunks = float64_chunks(values, name, where)
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+
+def _dtype_kind(value: Any) -> str:
+    if isinstance(value, (pd.DataFrame, dd.DataFrame)):
+        kinds = {getattr(dtype, "kind", "O") for dtype in value.dtypes}
+        return "c" if "c" in kinds else "O"
+    if isinstance(value, (pa.Array, pa.ChunkedArray)):
+        return "O"
+    return getattr(getattr(value, "dtype", None), "kind", "O")
+
+
+def _complex(value: Any) -> SchemaError:
+    return SchemaError(f"Complex data not supported\n{value}\n")
