@@ -70,14 +70,14 @@ class UndefinedMetricWarning(UserWarning):
     """A metric is undefined for the data given (R² of fewer than two samples): it is NaN."""
 
 
-def warn_undefined_metric(message: str) -> None:
+def warn_undefined_metric(message: str, stacklevel: int = 2) -> None:
     """Warn with :class:`UndefinedMetricWarning`, also a scikit-learn one where installed.
 
     scikit-learn is imported only here, when a warning is due, so that
     ``pytest.warns(sklearn.exceptions.UndefinedMetricWarning)`` and warning
     filters on either class see it without daskloss depending on scikit-learn.
     """
-    warnings.warn(message, _undefined_metric_class(), stacklevel=4)
+    warnings.warn(message, _undefined_metric_class(), stacklevel=stacklevel + 1)
 
 
 @functools.cache

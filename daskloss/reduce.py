@@ -96,12 +96,17 @@ def tree_reduce(
     depth = 0
     while len(level) > 1:
         step = fan_in or len(level)
-        level = [
-            delayed(merge_all, pure=False)(
-                level[start : start + step],
+        level = [  # results as direct arguments: Dask then need not re-optimise their graphs
+            delayed(_merge_arguments, pure=False)(
+                merge_all,
+                *level[start : start + step],
                 dask_key_name=(f"{name}-merge-{depth}-{token}", start // step),
             )
             for start in range(0, len(level), step)
         ]
         depth += 1
     return level[0]
+
+
+def _merge_arguments(merge_all: Callable[[list[_T]], _T], *results: _T) -> _T:
+    return merge_all(list(results))

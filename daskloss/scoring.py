@@ -12,7 +12,9 @@ once. However many metrics are requested, the data is read once.
 The checks that need no data run when a function is called, with
 scikit-learn's messages; those that need data (NaN, zero weights, domains)
 run after the pass, in the task that finishes a lazy value. Nothing here
-creates a Dask Client.
+creates a Dask Client: Dask inputs are computed by the active scheduler,
+inputs that are all in memory in this process (they are here already; a
+cluster would only receive copies of them).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from daskloss.errors import (
 from daskloss.formulas import ValueKind, average_values, output_value, round_value
 from daskloss.reduce import tree_reduce
 from daskloss.roles import output_roles
-from daskloss.sources.arrays import ArrayUnit, plan_arrays
+from daskloss.sources.arrays import ArrayPlan, ArrayUnit, plan_arrays
 from daskloss.terms import Term, domain_violated
 from daskloss.termstats import PassSpec, PassStats
 
@@ -225,12 +227,25 @@ def score(
         token=token,
     )
     if compute:
-        merged, weights = dask.compute(stats, [item.multioutput for item in requests.values()])
+        weights = [item.multioutput for item in requests.values()]
+        scheduler = _local_scheduler(plan) if not dask.is_dask_collection(weights) else None
+        merged, weights = dask.compute(stats, weights, scheduler=scheduler)
         return {
             key: finish(replace(item, multioutput=w), merged, spec, stacklevel=5)
             for (key, item), w in zip(requests.items(), weights, strict=True)
         }
     return {key: _lazy(item, stats, spec, token) for key, item in requests.items()}
+
+
+def _local_scheduler(plan: ArrayPlan) -> str | None:
+    """Where to compute: here for inputs in memory (no copy to a cluster), else the active scheduler.
+
+    One unit runs in this thread; several run on Dask's local threads (the
+    kernel releases the GIL).
+    """
+    if not plan.in_memory:
+        return None
+    return "sync" if len(plan.units) == 1 else "threads"
 
 
 def unit_pass(unit: ArrayUnit, spec: PassSpec) -> PassStats:

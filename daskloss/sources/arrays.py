@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from dask.base import tokenize
+from dask.delayed import Delayed
 
 from daskloss.chunks import Chunk
 from daskloss.columns import float64_chunks
@@ -54,38 +56,12 @@ _EXACT_INTEGER_LIMIT = 2**53
 
 
 @dataclass(frozen=True)
-class Offsets:
-    """Rows ``starts[index - 1]:starts[index]`` of in-memory columns, known once partitions are.
-
-    ``columns`` and ``starts`` are Dask ``Delayed`` values until the unit's
-    task runs: the float64 columns, and the cumulative lengths of the
-    partitions they are paired with.
-    """
-
-    columns: Any
-    starts: Any
-    index: int
-
-    def rows(self, name: str, others: str) -> tuple[np.ndarray, ...]:
-        """The columns' rows for this unit; raise when the lengths differ in total."""
-        total = int(self.starts[-1])
-        length = len(self.columns[0])
-        if total != length:
-            raise SchemaError(
-                "Found input variables with inconsistent numbers of samples: "
-                f"{others} hold {total} rows in all and {name} {length}"
-            )
-        low = int(self.starts[self.index - 1]) if self.index else 0
-        return tuple(column[low : int(self.starts[self.index])] for column in self.columns)
-
-
-@dataclass(frozen=True)
 class ArrayUnit:
     """Aligned rows of every input: one task's work.
 
-    ``pieces`` holds, per input, its rows: float64 columns (inputs in memory),
-    a Dask block or partition (a ``Delayed``, computed where the task runs),
-    or :class:`Offsets`.
+    ``pieces`` holds, per input, its rows: a tuple of float64 columns, or a
+    block or partition of a Dask input (a NumPy array or a pandas object),
+    converted when the unit is read.
     """
 
     pieces: tuple[Any, ...]
@@ -114,9 +90,6 @@ class ArrayUnit:
         yield Chunk(values, ((self.label, lengths[0]),))
 
     def _columns(self, piece: Any, name: str) -> tuple[np.ndarray, ...]:
-        if isinstance(piece, Offsets):
-            others = ", ".join(n for n in self.names if n != name)
-            return piece.rows(name, others)
         if isinstance(piece, tuple):
             return piece
         return matrix_columns(piece, name, where=f" in {self.label}")
@@ -128,20 +101,25 @@ class ArrayPlan:
 
     Attributes
     ----------
-    units : tuple of ArrayUnit
-        The work, one task each.
+    units : tuple of ArrayUnit, or of Delayed ArrayUnit
+        The work, one task each. With Dask inputs, each unit is a ``Delayed``
+        computing to the :class:`ArrayUnit` of its blocks or partitions, so
+        that they are read where the unit's task runs.
     n_outputs : int
         Columns of ``y_true`` and ``y_pred`` (1 for 1-D inputs).
     weighted : bool
         Whether ``sample_weight`` was given.
+    in_memory : bool
+        Whether every input is in memory (none is a Dask collection).
     token : str or None
         With ``tokenized=True``, a digest of the inputs and of how they were
         cut: equal inputs give equal tokens, hence equal task keys.
     """
 
-    units: tuple[ArrayUnit, ...]
+    units: tuple[ArrayUnit | Delayed, ...]
     n_outputs: int
     weighted: bool
+    in_memory: bool
     token: str | None = None
 
 
@@ -177,12 +155,10 @@ def plan_arrays(
             "y_true and y_pred have different number of output "
             f"({n_outputs}!={inputs[1].n_outputs})"
         )
-    units = _units(inputs, n_outputs)
-    token = None
-    if tokenized:
-        labels = [unit.label for unit in units]
-        token = tokenize("daskloss-arrays", [(f.name, f.value) for f in inputs], labels)
-    return ArrayPlan(units, n_outputs, sample_weight is not None, token)
+    token = tokenize("daskloss-arrays", [(f.name, f.value) for f in inputs]) if tokenized else None
+    units = _units(inputs, n_outputs, token or uuid.uuid4().hex)
+    in_memory = not any(found.lazy for found in inputs)
+    return ArrayPlan(units, n_outputs, sample_weight is not None, in_memory, token)
 
 
 def matrix_columns(values: Any, name: str, where: str = "") -> tuple[np.ndarray, ...]:
@@ -286,7 +262,7 @@ class _Input:
         )
 
 
-def _units(inputs: list[_Input], n_outputs: int) -> tuple[ArrayUnit, ...]:
+def _units(inputs: list[_Input], n_outputs: int, token: str) -> tuple[Any, ...]:
     names = tuple(found.name for found in inputs)
     lazy = [found for found in inputs if found.lazy]
     if not lazy:
@@ -303,14 +279,27 @@ def _units(inputs: list[_Input], n_outputs: int) -> tuple[ArrayUnit, ...]:
             for low, high in itertools.pairwise(bounds)
         )
     if all(found.rows is not None and isinstance(found.value, da.Array) for found in lazy):
-        return _known_units(inputs, lazy[0], names, n_outputs)
-    return _paired_units(inputs, lazy, names, n_outputs)
+        pieces, labels = _known_pieces(inputs, lazy[0])
+    else:
+        pieces, labels = _paired_pieces(inputs, lazy, token)
+    return tuple(  # the Delayed pieces as direct arguments: Dask adds them to the graph as is
+        dask.delayed(_unit, pure=False)(
+            names,
+            n_outputs,
+            label,
+            *(piece[i] for piece in pieces),
+            dask_key_name=(f"daskloss-arrays-{token}", i),
+        )
+        for i, label in enumerate(labels)
+    )
 
 
-def _known_units(
-    inputs: list[_Input], lead: _Input, names: tuple[str, ...], n_outputs: int
-) -> tuple[ArrayUnit, ...]:
-    """Units along the row chunks of ``lead``, a Dask array of known chunk sizes."""
+def _unit(names: tuple[str, ...], n_outputs: int, label: str, *pieces: Any) -> ArrayUnit:
+    return ArrayUnit(pieces, names, n_outputs, label)
+
+
+def _known_pieces(inputs: list[_Input], lead: _Input) -> tuple[list[list[Any]], list[str]]:
+    """Each input's pieces along the row chunks of ``lead``, a Dask array of known chunk sizes."""
     row_chunks = tuple(int(n) for n in lead.value.chunks[0])
     bounds = np.cumsum((0, *row_chunks)).tolist()
     pieces = []
@@ -322,16 +311,13 @@ def _known_units(
             pieces.append(
                 [tuple(c[low:high] for c in columns) for low, high in itertools.pairwise(bounds)]
             )
-    return tuple(
-        ArrayUnit(tuple(piece[i] for piece in pieces), names, n_outputs, _block_label(i, bounds))
-        for i in range(len(row_chunks))
-    )
+    return pieces, [_block_label(i, bounds) for i in range(len(row_chunks))]
 
 
-def _paired_units(
-    inputs: list[_Input], lazy: list[_Input], names: tuple[str, ...], n_outputs: int
-) -> tuple[ArrayUnit, ...]:
-    """Units pairing partition ``i`` of every Dask input, some of unknown lengths."""
+def _paired_pieces(
+    inputs: list[_Input], lazy: list[_Input], token: str
+) -> tuple[list[list[Any]], list[str]]:
+    """Each input's pieces, pairing partition ``i`` of the Dask inputs (some of unknown lengths)."""
     parts = {found.name: found.parts() for found in lazy}
     counts = {name: len(found) for name, found in parts.items()}
     if len(set(counts.values())) > 1:
@@ -343,26 +329,43 @@ def _paired_units(
             "sizes (DataFrame.to_dask_array(lengths=True), Array.compute_chunk_sizes())"
         )
     lead = next(found for found in lazy if found.rows is None)
+    count = counts[lead.name]
     starts = None
     pieces = []
     for found in inputs:
         if found.lazy:
             pieces.append(parts[found.name])
             continue
-        if starts is None:
+        if starts is None:  # where each partition of the lead input starts, once they are read
             lengths = [dask.delayed(len, pure=True)(part) for part in parts[lead.name]]
-            starts = dask.delayed(np.cumsum, pure=True)(lengths)
-        columns = dask.delayed(found.memory_columns(), pure=True, traverse=False)
-        pieces.append([Offsets(columns, starts, i) for i in range(counts[lead.name])])
-    return tuple(
-        ArrayUnit(
-            tuple(piece[i] for piece in pieces),
-            names,
-            n_outputs,
-            f"partition {i} of the Dask inputs",
+            starts = dask.delayed(_starts, pure=True)(*lengths)
+        columns = dask.delayed(
+            found.memory_columns(), traverse=False, name=f"daskloss-{found.name}-{token}"
         )
-        for i in range(counts[lead.name])
-    )
+        others = ", ".join(f.name for f in inputs if f is not found)
+        pieces.append(
+            [
+                dask.delayed(_rows_at, pure=True)(columns, starts, i, found.name, others)
+                for i in range(count)
+            ]
+        )
+    return pieces, [f"partition {i} of the Dask inputs" for i in range(count)]
+
+
+def _starts(*lengths: int) -> list[int]:
+    return np.cumsum((0, *lengths)).tolist()
+
+
+def _rows_at(
+    columns: tuple[np.ndarray, ...], starts: list[int], index: int, name: str, others: str
+) -> tuple[np.ndarray, ...]:
+    """Rows ``starts[index]:starts[index + 1]`` of in-memory columns; raise if the totals differ."""
+    if starts[-1] != len(columns[0]):
+        raise SchemaError(
+            "Found input variables with inconsistent numbers of samples: "
+            f"{others} hold {starts[-1]} rows in all and {name} {len(columns[0])}"
+        )
+    return tuple(column[starts[index] : starts[index + 1]] for column in columns)
 
 
 def _block_label(index: int, bounds: list[int]) -> str:
