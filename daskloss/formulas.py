@@ -190,7 +190,7 @@ def explained_fraction(numerator: Value, denominator: Fraction, force_finite: bo
     if isinstance(numerator, float):
         if force_finite and denominator == 0:
             return 0.0
-        return _ieee(lambda: 1 - np.float64(numerator) / np.float64(float(denominator)))
+        return _ieee(lambda: 1 - np.float64(numerator) / round_fraction(denominator))
     if force_finite and numerator == 0:
         return Fraction(1)
     if denominator == 0:
@@ -224,7 +224,7 @@ def average_values(values: Sequence[Value], weights: Sequence[Fraction] | None =
         raise ZeroWeightError("Weights sum to zero, can't be normalized")
     if any(isinstance(v, float) for v in values):  # NaN or infinite: as np.average would
         floats = [round_value(v) for v in values]
-        return _ieee(lambda: np.average(floats, weights=[float(w) for w in weights]))
+        return _ieee(lambda: np.average(floats, weights=[round_fraction(w) for w in weights]))
     if not any(isinstance(v, Root) for v in values):
         return round_fraction(
             sum((w * v for w, v in zip(weights, values, strict=True)), Fraction(0)) / total
@@ -247,8 +247,9 @@ def _explained_parts(
     denominator = squares / weight - (target / weight) ** 2
     residual, signed = _sum(sums, "squared_error"), _sum(sums, "signed_error")
     if isinstance(residual, float) or isinstance(signed, float):
+        scale = round_fraction(weight)
         return _ieee(
-            lambda: np.float64(residual) / float(weight) - (np.float64(signed) / float(weight)) ** 2
+            lambda: np.float64(residual) / scale - (np.float64(signed) / scale) ** 2
         ), denominator
     return residual / weight - (signed / weight) ** 2, denominator
 
@@ -261,7 +262,7 @@ def _sum(sums: SignedStats, field: str) -> Fraction | float:
 
 def _divide(value: Fraction | float, weight: Fraction) -> Fraction | float:
     if isinstance(value, float):
-        return _ieee(lambda: np.float64(value) / float(weight))
+        return _ieee(lambda: np.float64(value) / round_fraction(weight))
     return value / weight
 
 

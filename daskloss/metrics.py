@@ -770,7 +770,7 @@ def regression_metrics(
     requests = {
         key: _request(name, params, multioutput) for key, (name, params) in _named(metrics).items()
     }
-    return score(requests, y_true, y_pred, sample_weight, compute=compute)
+    return score(requests, y_true, y_pred, sample_weight, compute=compute, stacklevel=2)
 
 
 def _one(
@@ -779,8 +779,8 @@ def _one(
     _check_inputs(name, y_true, y_pred, sample_weight)
     _check_compute(name, compute)
     item = request(name, **params)
-    (value,) = score({name: item}, y_true, y_pred, sample_weight, compute=compute).values()
-    return value
+    found = score({name: item}, y_true, y_pred, sample_weight, compute=compute, stacklevel=3)
+    return found[name]
 
 
 def _check_inputs(function: str, y_true: Any, y_pred: Any, sample_weight: Any) -> None:

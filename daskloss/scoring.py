@@ -203,13 +203,15 @@ def score(
     sample_weight: Any = None,
     *,
     compute: bool = True,
+    stacklevel: int = 1,
 ) -> dict[str, Any]:
     """Every requested metric of the rows, from one pass over them.
 
     Returns Python floats (NumPy arrays for ``multioutput='raw_values'``), or
     with ``compute=False`` 0-d (1-d) Dask arrays that compute to them. Lazy
     values of equal inputs and terms share their tasks, so ``dask.compute``
-    of several of them reads the data once.
+    of several of them reads the data once. ``stacklevel`` counts the frames
+    from the caller to the user's code, for warnings.
     """
     plan = plan_arrays(y_true, y_pred, sample_weight, tokenized=not compute)
     for item in requests.values():
@@ -226,15 +228,18 @@ def score(
         name="daskloss-metrics",
         token=token,
     )
-    if compute:
-        weights = [item.multioutput for item in requests.values()]
-        scheduler = _local_scheduler(plan) if not dask.is_dask_collection(weights) else None
-        merged, weights = dask.compute(stats, weights, scheduler=scheduler)
-        return {
-            key: finish(replace(item, multioutput=w), merged, spec, stacklevel=5)
-            for (key, item), w in zip(requests.items(), weights, strict=True)
-        }
-    return {key: _lazy(item, stats, spec, token) for key, item in requests.items()}
+    if not compute:
+        return {key: _lazy(item, stats, spec, token) for key, item in requests.items()}
+    weights = [item.multioutput for item in requests.values()]
+    local = not any(dask.is_dask_collection(w) for w in weights)
+    merged, weights = dask.compute(
+        stats, weights, scheduler=_local_scheduler(plan) if local else None
+    )
+    values = {}
+    for (key, item), found in zip(requests.items(), weights, strict=True):
+        item = replace(item, multioutput=found)
+        values[key] = finish(item, merged, spec, stacklevel=stacklevel + 2)
+    return values
 
 
 def _local_scheduler(plan: ArrayPlan) -> str | None:

@@ -19,16 +19,22 @@ pairs the inputs' rows into units:
   they must have as many partitions; inputs in memory are sliced at offsets
   computed in the graph. Lengths that differ raise when the units run.
 
+Dask Series and DataFrames are first put side by side, position by position
+and partition by partition (never aligned on their index), into one Dask
+DataFrame: Dask then optimises them as one expression, so columns of one
+source are read once.
+
 Every unit yields one :class:`~daskloss.chunks.Chunk` whose columns are
 named by :func:`daskloss.roles.output_roles`.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,40 +65,35 @@ _EXACT_INTEGER_LIMIT = 2**53
 class ArrayUnit:
     """Aligned rows of every input: one task's work.
 
-    ``pieces`` holds, per input, its rows: a tuple of float64 columns, or a
-    block or partition of a Dask input (a NumPy array or a pandas object),
-    converted when the unit is read.
+    ``pieces`` maps each input's name to its rows: a tuple of float64
+    columns, or a block or partition of a Dask input (a NumPy array or a
+    pandas object), converted when the unit is read.
     """
 
-    pieces: tuple[Any, ...]
-    names: tuple[str, ...]
+    pieces: Mapping[str, Any]
     n_outputs: int
     label: str
 
     def chunks(self) -> Iterator[Chunk]:
         """The unit's rows as one chunk of float64 columns, named by ``output_roles``."""
-        columns = [self._columns(piece, name) for piece, name in zip(self.pieces, self.names)]
-        lengths = [len(found[0]) for found in columns]
-        if len(set(lengths)) > 1:
-            raise SchemaError(
-                f"Found input variables with inconsistent numbers of samples in {self.label}: "
-                f"{lengths} ({', '.join(self.names)}); Dask inputs of unknown chunk sizes are "
-                "paired partition by partition, so give them the same partitions (columns of "
-                "one DataFrame), or pass Dask arrays with known chunk sizes "
-                "(DataFrame.to_dask_array(lengths=True), Array.compute_chunk_sizes())"
-            )
-        roles = output_roles(self.n_outputs, weighted="sample_weight" in self.names)
+        columns = {
+            name: piece if isinstance(piece, tuple) else matrix_columns(piece, name, self.where)
+            for name, piece in self.pieces.items()
+        }
+        lengths = {name: len(found[0]) for name, found in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise _partitions_differ(self.label, lengths)
+        roles = output_roles(self.n_outputs, weighted="sample_weight" in columns)
         values = {}
         for j, role in enumerate(roles):
-            values[role.y_true], values[role.y_pred] = columns[0][j], columns[1][j]
-        if len(columns) > 2:
-            values["sample_weight"] = columns[2][0]
-        yield Chunk(values, ((self.label, lengths[0]),))
+            values[role.y_true], values[role.y_pred] = columns["y_true"][j], columns["y_pred"][j]
+        if "sample_weight" in columns:
+            values["sample_weight"] = columns["sample_weight"][0]
+        yield Chunk(values, ((self.label, lengths["y_true"]),))
 
-    def _columns(self, piece: Any, name: str) -> tuple[np.ndarray, ...]:
-        if isinstance(piece, tuple):
-            return piece
-        return matrix_columns(piece, name, where=f" in {self.label}")
+    @property
+    def where(self) -> str:
+        return f" in {self.label}"
 
 
 @dataclass(frozen=True)
@@ -263,16 +264,14 @@ class _Input:
 
 
 def _units(inputs: list[_Input], n_outputs: int, token: str) -> tuple[Any, ...]:
-    names = tuple(found.name for found in inputs)
     lazy = [found for found in inputs if found.lazy]
     if not lazy:
-        columns = [found.memory_columns() for found in inputs]
-        rows = len(columns[0][0])
+        columns = {found.name: found.memory_columns() for found in inputs}
+        rows = len(columns["y_true"][0])
         bounds = [*range(0, rows, PANDAS_UNIT_ROWS), rows] if rows else [0, 0]
         return tuple(
             ArrayUnit(
-                tuple(tuple(c[low:high] for c in found) for found in columns),
-                names,
+                {name: tuple(c[low:high] for c in found) for name, found in columns.items()},
                 n_outputs,
                 f"rows {low} to {high - 1}",
             )
@@ -282,44 +281,65 @@ def _units(inputs: list[_Input], n_outputs: int, token: str) -> tuple[Any, ...]:
         pieces, labels = _known_pieces(inputs, lazy[0])
     else:
         pieces, labels = _paired_pieces(inputs, lazy, token)
+    names = tuple(pieces)
     return tuple(  # the Delayed pieces as direct arguments: Dask adds them to the graph as is
         dask.delayed(_unit, pure=False)(
             names,
             n_outputs,
             label,
-            *(piece[i] for piece in pieces),
+            *(piece[i] for piece in pieces.values()),
             dask_key_name=(f"daskloss-arrays-{token}", i),
         )
         for i, label in enumerate(labels)
     )
 
 
-def _unit(names: tuple[str, ...], n_outputs: int, label: str, *pieces: Any) -> ArrayUnit:
-    return ArrayUnit(pieces, names, n_outputs, label)
+def _unit(names: tuple[Any, ...], n_outputs: int, label: str, *pieces: Any) -> ArrayUnit:
+    """The unit of ``pieces``; ``names[i]`` names piece ``i``, or is the names of a side-by-side frame."""
+    found = {}
+    for name, piece in zip(names, pieces, strict=True):
+        if isinstance(name, tuple):
+            for each in name:
+                found[each] = piece[[c for c in piece.columns if c.startswith(f"{each}[")]]
+        else:
+            found[name] = piece
+    return ArrayUnit(found, n_outputs, label)
 
 
-def _known_pieces(inputs: list[_Input], lead: _Input) -> tuple[list[list[Any]], list[str]]:
+def _known_pieces(inputs: list[_Input], lead: _Input) -> tuple[dict[Any, list[Any]], list[str]]:
     """Each input's pieces along the row chunks of ``lead``, a Dask array of known chunk sizes."""
     row_chunks = tuple(int(n) for n in lead.value.chunks[0])
     bounds = np.cumsum((0, *row_chunks)).tolist()
-    pieces = []
+    pieces = {}
     for found in inputs:
         if found.lazy:
-            pieces.append(found.parts(row_chunks))
+            pieces[found.name] = found.parts(row_chunks)
         else:
             columns = found.memory_columns()
-            pieces.append(
-                [tuple(c[low:high] for c in columns) for low, high in itertools.pairwise(bounds)]
-            )
+            pieces[found.name] = [
+                tuple(c[low:high] for c in columns) for low, high in itertools.pairwise(bounds)
+            ]
     return pieces, [_block_label(i, bounds) for i in range(len(row_chunks))]
 
 
 def _paired_pieces(
     inputs: list[_Input], lazy: list[_Input], token: str
-) -> tuple[list[list[Any]], list[str]]:
-    """Each input's pieces, pairing partition ``i`` of the Dask inputs (some of unknown lengths)."""
-    parts = {found.name: found.parts() for found in lazy}
-    counts = {name: len(found) for name, found in parts.items()}
+) -> tuple[dict[Any, list[Any]], list[str]]:
+    """Each input's pieces, pairing partition ``i`` of the Dask inputs (some of unknown lengths).
+
+    The Dask Series and DataFrames become one Dask DataFrame, side by side, whose
+    partitions are the pieces of all of them (keyed by the tuple of their names).
+    """
+    frames = [found for found in lazy if not isinstance(found.value, da.Array)]
+    arrays = [found for found in lazy if isinstance(found.value, da.Array)]
+    parts: dict[Any, list[Any]] = {found.name: found.parts() for found in arrays}
+    if frames:
+        counts = {found.name: found.value.npartitions for found in frames}
+        if len(set(counts.values())) == 1:
+            parts[tuple(counts)] = _side_by_side(frames).to_delayed()
+    else:
+        counts = {}
+    counts.update((name, len(found)) for name, found in parts.items() if isinstance(name, str))
     if len(set(counts.values())) > 1:
         described = ", ".join(f"{name}: {count}" for name, count in counts.items())
         raise SchemaError(
@@ -328,28 +348,50 @@ def _paired_pieces(
             "same partitions (columns of one DataFrame), or pass Dask arrays with known chunk "
             "sizes (DataFrame.to_dask_array(lengths=True), Array.compute_chunk_sizes())"
         )
-    lead = next(found for found in lazy if found.rows is None)
-    count = counts[lead.name]
-    starts = None
-    pieces = []
+    count = next(iter(counts.values()))
+    lead = next(iter(parts.values()))  # the lengths in-memory inputs are cut by
     for found in inputs:
-        if found.lazy:
-            pieces.append(parts[found.name])
-            continue
-        if starts is None:  # where each partition of the lead input starts, once they are read
-            lengths = [dask.delayed(len, pure=True)(part) for part in parts[lead.name]]
-            starts = dask.delayed(_starts, pure=True)(*lengths)
-        columns = dask.delayed(
-            found.memory_columns(), traverse=False, name=f"daskloss-{found.name}-{token}"
-        )
-        others = ", ".join(f.name for f in inputs if f is not found)
-        pieces.append(
-            [
-                dask.delayed(_rows_at, pure=True)(columns, starts, i, found.name, others)
-                for i in range(count)
-            ]
-        )
-    return pieces, [f"partition {i} of the Dask inputs" for i in range(count)]
+        if not found.lazy:
+            parts[found.name] = _offset_pieces(found, inputs, lead, token)
+    return parts, [f"partition {i} of the Dask inputs" for i in range(count)]
+
+
+def _side_by_side(frames: list[_Input]) -> dd.DataFrame:
+    """Dask Series and DataFrames as one, partition by partition and row by row."""
+    names = tuple(found.name for found in frames)
+    combine = functools.partial(_columns_side_by_side, names)
+    meta = combine(*(found.value._meta for found in frames))
+    return dd.map_partitions(
+        combine, *(found.value for found in frames), meta=meta, align_dataframes=False
+    )
+
+
+def _columns_side_by_side(names: tuple[str, ...], *parts: Any) -> pd.DataFrame:
+    """Partitions of several inputs as one frame, row by row, columns ``name[j]``."""
+    lengths = {name: len(part) for name, part in zip(names, parts, strict=True)}
+    if len(set(lengths.values())) > 1:
+        raise _partitions_differ("a partition of the Dask inputs", lengths)
+    frames = []
+    for name, part in zip(names, parts, strict=True):
+        frame = part.to_frame() if isinstance(part, pd.Series) else part
+        frame = frame.reset_index(drop=True)
+        frame.columns = [f"{name}[{j}]" for j in range(frame.shape[1])]
+        frames.append(frame)
+    return pd.concat(frames, axis=1)
+
+
+def _offset_pieces(found: _Input, inputs: list[_Input], lead: list[Any], token: str) -> list[Any]:
+    """An in-memory input cut where each partition of ``lead`` starts, once they are read."""
+    lengths = [dask.delayed(len, pure=True)(part) for part in lead]
+    starts = dask.delayed(_starts, pure=True)(*lengths)
+    columns = dask.delayed(
+        found.memory_columns(), traverse=False, name=f"daskloss-{found.name}-{token}"
+    )
+    others = ", ".join(f.name for f in inputs if f is not found)
+    return [
+        dask.delayed(_rows_at, pure=True)(columns, starts, i, found.name, others)
+        for i in range(len(lead))
+    ]
 
 
 def _starts(*lengths: int) -> list[int]:
@@ -366,6 +408,16 @@ def _rows_at(
             f"{others} hold {starts[-1]} rows in all and {name} {len(columns[0])}"
         )
     return tuple(column[starts[index] : starts[index + 1]] for column in columns)
+
+
+def _partitions_differ(where: str, lengths: Mapping[str, int]) -> SchemaError:
+    described = ", ".join(f"{name}: {n}" for name, n in lengths.items())
+    return SchemaError(
+        f"Found input variables with inconsistent numbers of samples in {where} ({described}); "
+        "Dask inputs of unknown chunk sizes are paired partition by partition, so give them "
+        "the same partitions (columns of one DataFrame), or pass Dask arrays with known chunk "
+        "sizes (DataFrame.to_dask_array(lengths=True), Array.compute_chunk_sizes())"
+    )
 
 
 def _block_label(index: int, bounds: list[int]) -> str:
