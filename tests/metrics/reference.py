@@ -78,7 +78,7 @@ def average(values: list[Any], weights: list[Fraction]) -> float:
     divisor = sum(weights, Fraction(0))
     if all(isinstance(v, Fraction) for v in values):
         return fraction_float(sum((w * v for w, v in zip(weights, values)), Fraction(0)) / divisor)
-    return _round_root_sum([(w, v[1]) for w, v in zip(weights, values)], divisor)
+    return round_root_sum([(w, v[1]) for w, v in zip(weights, values)], divisor)
 
 
 def pinball_terms(y_true: np.ndarray, y_pred: np.ndarray, alpha: float) -> np.ndarray:
@@ -168,7 +168,7 @@ def _round(value: Any) -> float:
     return value
 
 
-def _round_root_sum(terms: list[tuple[Fraction, Fraction]], divisor: Fraction) -> float:
+def round_root_sum(terms: list[tuple[Fraction, Fraction]], divisor: Fraction) -> float:
     """``sum(c * sqrt(q)) / divisor`` rounded once, by decimal intervals of growing precision."""
     for digits in (60, 120, 240, 480, 960, 1920):
         with decimal.localcontext() as context:
