@@ -243,7 +243,7 @@ def score(
 
 
 def _local_scheduler(plan: ArrayPlan) -> str | None:
-    """Where to compute: here for inputs in memory (no copy to a cluster), else the active scheduler.
+    """Where to compute: here for inputs in memory (no copies to a cluster), else Dask's default.
 
     One unit runs in this thread; several run on Dask's local threads (the
     kernel releases the GIL).
@@ -421,7 +421,7 @@ def _weights_array(value: Any) -> Any:
 
 
 def _is_array_like(value: Any) -> bool:
-    """scikit-learn's "array-like": something with a length, a shape or ``__array__``, not a scalar."""
+    """scikit-learn's "array-like": with a length, a shape or ``__array__``, and not a scalar."""
     if isinstance(value, (str, bytes)) or np.isscalar(value):
         return False
     return hasattr(value, "__len__") or hasattr(value, "shape") or hasattr(value, "__array__")

@@ -143,7 +143,10 @@ def plan_arrays(
     EmptyDatasetError
         Inputs without rows.
     """
-    given = [(name, value) for name, value in zip(INPUT_NAMES, (y_true, y_pred, sample_weight))]
+    given = [
+        (name, value)
+        for name, value in zip(INPUT_NAMES, (y_true, y_pred, sample_weight), strict=True)
+    ]
     inputs = [_Input.of(value, name) for name, value in given if value is not None]
     lengths = [found.rows for found in inputs]
     if None not in lengths and len(set(lengths)) > 1:
@@ -295,7 +298,7 @@ def _units(inputs: list[_Input], n_outputs: int, token: str) -> tuple[Any, ...]:
 
 
 def _unit(names: tuple[Any, ...], n_outputs: int, label: str, *pieces: Any) -> ArrayUnit:
-    """The unit of ``pieces``; ``names[i]`` names piece ``i``, or is the names of a side-by-side frame."""
+    """The unit of ``pieces``: ``names[i]`` names piece ``i`` (a tuple: a side-by-side frame's)."""
     found = {}
     for name, piece in zip(names, pieces, strict=True):
         if isinstance(name, tuple):

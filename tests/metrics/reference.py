@@ -52,7 +52,7 @@ def exact_metric(
         return _round(values[0])
     if isinstance(multioutput, str) and multioutput == "raw_values":
         return np.array([_round(v) for v in values])
-    if multioutput is None or isinstance(multioutput, str) and multioutput == "uniform_average":
+    if multioutput is None or (isinstance(multioutput, str) and multioutput == "uniform_average"):
         weights = [Fraction(1)] * k
     elif isinstance(multioutput, str):  # variance_weighted
         weights = [den for _, den in outputs]
@@ -77,8 +77,10 @@ def average(values: list[Any], weights: list[Fraction]) -> float:
     """``sum(w * v) / sum(w)`` rounded once; a value is a Fraction or ``("sqrt", q)``."""
     divisor = sum(weights, Fraction(0))
     if all(isinstance(v, Fraction) for v in values):
-        return fraction_float(sum((w * v for w, v in zip(weights, values)), Fraction(0)) / divisor)
-    return round_root_sum([(w, v[1]) for w, v in zip(weights, values)], divisor)
+        return fraction_float(
+            sum((w * v for w, v in zip(weights, values, strict=True)), Fraction(0)) / divisor
+        )
+    return round_root_sum([(w, v[1]) for w, v in zip(weights, values, strict=True)], divisor)
 
 
 def pinball_terms(y_true: np.ndarray, y_pred: np.ndarray, alpha: float) -> np.ndarray:
@@ -119,17 +121,17 @@ def _output(
     d = [Fraction(v) for v in (y_pred - y_true).tolist()]
     if name == "max_error":
         return max(abs(v) for v in d), Fraction(1)
-    squares = exact_sum([wi * di * di for wi, di in zip(w, d)])
+    squares = exact_sum([wi * di * di for wi, di in zip(w, d, strict=True)])
     if name in ("sum_squared_error", "l2_norm"):
         return (squares if name == "sum_squared_error" else ("sqrt", squares)), Fraction(1)
     if name in ("r2_score", "explained_variance_score"):
         y = [Fraction(v) for v in y_true.tolist()]
-        mean_y = exact_sum([wi * yi for wi, yi in zip(w, y)]) / total
-        spread = exact_sum([wi * (yi - mean_y) ** 2 for wi, yi in zip(w, y)])
+        mean_y = exact_sum([wi * yi for wi, yi in zip(w, y, strict=True)]) / total
+        spread = exact_sum([wi * (yi - mean_y) ** 2 for wi, yi in zip(w, y, strict=True)])
         if name == "r2_score":
             return _explained(squares, spread, force_finite), spread
-        mean_d = exact_sum([wi * di for wi, di in zip(w, d)]) / total
-        variance = exact_sum([wi * (di - mean_d) ** 2 for wi, di in zip(w, d)]) / total
+        mean_d = exact_sum([wi * di for wi, di in zip(w, d, strict=True)]) / total
+        variance = exact_sum([wi * (di - mean_d) ** 2 for wi, di in zip(w, d, strict=True)]) / total
         return _explained(variance, spread / total, force_finite), spread / total
     if name in ("mean_squared_error", "mean_squared_log_error") or (
         name == "mean_tweedie_deviance" and power == 0
@@ -138,7 +140,7 @@ def _output(
     if name in ("root_mean_squared_error", "root_mean_squared_log_error"):
         return ("sqrt", squares / total), Fraction(1)
     if name == "mean_absolute_error":
-        return exact_sum([wi * abs(di) for wi, di in zip(w, d)]) / total, Fraction(1)
+        return exact_sum([wi * abs(di) for wi, di in zip(w, d, strict=True)]) / total, Fraction(1)
     if name == "mean_absolute_percentage_error":
         terms = np.abs(y_pred - y_true) / np.maximum(np.abs(y_true), EPSILON)
     elif name == "mean_pinball_loss":
@@ -147,7 +149,7 @@ def _output(
         fixed = {"mean_poisson_deviance": 1, "mean_gamma_deviance": 2}
         terms = tweedie_terms(y_true, y_pred, fixed.get(name, power))
     t = [Fraction(v) for v in terms.tolist()]
-    return exact_sum([wi * ti for wi, ti in zip(w, t)]) / total, Fraction(1)
+    return exact_sum([wi * ti for wi, ti in zip(w, t, strict=True)]) / total, Fraction(1)
 
 
 def _explained(numerator: Fraction, denominator: Fraction, force_finite: bool) -> Any:

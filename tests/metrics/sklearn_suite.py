@@ -119,11 +119,15 @@ def _exported(function: Callable[..., Any]) -> Callable[..., Any]:
                 as_given()
             except type(error):
                 raise error from None  # the same error either way: the test sees the Dask one
-            raise AssertionError(f"{kind} inputs raised {error!r}, the inputs as given did not")
+            raise AssertionError(
+                f"{kind} inputs raised {error!r}, the inputs as given did not"
+            ) from error
         try:
             expected = as_given()
         except Exception as error:
-            raise AssertionError(f"the inputs as given raised {error!r}, {kind} inputs did not")
+            raise AssertionError(
+                f"the inputs as given raised {error!r}, {kind} inputs did not"
+            ) from error
         assert same_bits(result, expected), (
             f"{function.__name__}: {kind} inputs gave {result!r}, the inputs as given {expected!r}"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import dask.array as da
@@ -72,7 +73,7 @@ def _output_weights(draw_multioutput, k, rng):
 def _dask(array: np.ndarray, cuts: list[int]) -> da.Array:
     """``array`` as a Dask array cut at ``cuts`` (empty chunks allowed)."""
     bounds = [0, *cuts, len(array)]
-    chunks = tuple(high - low for low, high in zip(bounds, bounds[1:]))
+    chunks = tuple(high - low for low, high in itertools.pairwise(bounds))
     return da.from_array(array, chunks=(chunks, *array.shape[1:]))
 
 
@@ -91,7 +92,7 @@ def _data(draw, positive: bool = False, signed_weights: bool = False):
 @settings(max_examples=40, deadline=None)
 @given(data=_data(), multioutput=MULTIOUTPUT, name=st.sampled_from(RESIDUAL))
 def test_residual_metrics_are_the_exact_reference(data, multioutput, name):
-    """Exact metrics of wide-ranging data equal the Fraction reference, for NumPy and Dask inputs."""
+    """Metrics of wide-ranging data equal the Fraction reference, for NumPy and Dask inputs."""
     y_true, y_pred, weight, cuts = data
     if weight is not None and not weight.any():
         weight[0] = 1.0
@@ -126,7 +127,7 @@ def test_per_row_term_metrics_are_exact_sums_of_the_terms(data, metric):
 @given(data=_data(signed_weights=True), name=st.sampled_from(RESIDUAL))
 def test_negative_weights_are_exact(data, name):
     """Weights of either sign give the exact reference (or ZeroWeightError when they cancel)."""
-    y_true, y_pred, weight, cuts = data
+    y_true, y_pred, weight, _ = data
     if weight is None or not weight.any():
         weight = np.linspace(-1.0, 2.0, len(y_true))
     try:
