@@ -185,6 +185,16 @@ def test_lazy_values_computed_together_read_the_data_once():
     assert same_bits(found[1], metrics.r2_score(Y_TRUE, Y_PRED))
 
 
+def test_lazy_values_of_one_term_share_their_statistics():
+    """Lazy metrics of equal inputs needing the same sums share every task but the last."""
+    y_true, y_pred = da.from_array(Y_TRUE, chunks=2), da.from_array(Y_PRED, chunks=2)
+    mse = metrics.mean_squared_error(y_true, y_pred, compute=False)
+    r2 = metrics.r2_score(y_true, y_pred, compute=False)
+    shared = set(mse.__dask_graph__()) & set(r2.__dask_graph__())
+    assert len(shared) == len(mse.__dask_graph__()) - 2  # the value and its array
+    assert same_bits(dask.compute(mse, r2)[1], metrics.r2_score(Y_TRUE, Y_PRED))
+
+
 def test_regression_metrics_reads_the_data_once():
     """Several metrics in one call: one pass, and each the same bits as its own function."""
     source = _CountingReads()
