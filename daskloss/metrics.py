@@ -65,8 +65,9 @@ Dask Client: the active scheduler runs the graph.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import string
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from daskloss.errors import InvalidParameterError
 from daskloss.scoring import METRICS, Request, check_array_like, request, score
@@ -90,6 +91,8 @@ __all__ = [
     "sum_squared_error",
 ]
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 #: The metrics :func:`regression_metrics` computes when none are named.
 DEFAULT_METRICS = (
     "mean_squared_error",
@@ -102,6 +105,34 @@ DEFAULT_METRICS = (
 )
 
 
+#: Parameter descriptions shared by the functions' docstrings (``${name}`` there).
+_SHARED_DOCS = {
+    "y": """y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
+    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Estimated target values.""",
+    "y_one_output": """y_true : array-like of shape (n_samples,)
+        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
+    y_pred : array-like of shape (n_samples,)
+        Estimated target values.""",
+    "sample_weight": """sample_weight : array-like of shape (n_samples,), default=None
+        Sample weights; negative ones are allowed, as in scikit-learn.""",
+    "multioutput": """multioutput : {'raw_values', 'uniform_average'} or array-like of shape \
+(n_outputs,)
+        How to aggregate the outputs' values: each apart, their mean, or their
+        mean weighted by the given array.""",
+    "compute": """compute : bool, default=True
+        False returns a Dask array computing to the value.""",
+}
+
+
+def _document(function: _F) -> _F:
+    """Fill the shared parameter descriptions into a function's docstring."""
+    function.__doc__ = string.Template(function.__doc__ or "").substitute(_SHARED_DOCS)
+    return function
+
+
+@_document
 def mean_squared_error(
     y_true: Any,
     y_pred: Any,
@@ -114,17 +145,10 @@ def mean_squared_error(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights (negative ones allowed, as in scikit-learn).
-    multioutput : {'raw_values', 'uniform_average'} or array-like of shape (n_outputs,)
-        How to aggregate the outputs' errors: each apart, their mean, or
-        their mean weighted by the given array.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${y}
+    ${sample_weight}
+    ${multioutput}
+    ${compute}
 
     Returns
     -------
@@ -148,6 +172,7 @@ def mean_squared_error(
     )
 
 
+@_document
 def root_mean_squared_error(
     y_true: Any,
     y_pred: Any,
@@ -163,16 +188,10 @@ def root_mean_squared_error(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
-    multioutput : {'raw_values', 'uniform_average'} or array-like of shape (n_outputs,)
-        How to aggregate the outputs' errors.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${y}
+    ${sample_weight}
+    ${multioutput}
+    ${compute}
 
     Returns
     -------
@@ -189,6 +208,7 @@ def root_mean_squared_error(
     )
 
 
+@_document
 def mean_absolute_error(
     y_true: Any,
     y_pred: Any,
@@ -201,16 +221,10 @@ def mean_absolute_error(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
-    multioutput : {'raw_values', 'uniform_average'} or array-like of shape (n_outputs,)
-        How to aggregate the outputs' errors.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${y}
+    ${sample_weight}
+    ${multioutput}
+    ${compute}
 
     Returns
     -------
@@ -230,6 +244,7 @@ def mean_absolute_error(
     )
 
 
+@_document
 def sum_squared_error(
     y_true: Any,
     y_pred: Any,
@@ -242,16 +257,10 @@ def sum_squared_error(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
-    multioutput : {'raw_values', 'uniform_average'} or array-like of shape (n_outputs,)
-        How to aggregate the outputs' sums.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${y}
+    ${sample_weight}
+    ${multioutput}
+    ${compute}
 
     Returns
     -------
@@ -268,6 +277,7 @@ def sum_squared_error(
     )
 
 
+@_document
 def l2_norm(
     y_true: Any,
     y_pred: Any,
@@ -282,16 +292,10 @@ def l2_norm(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
-    multioutput : {'raw_values', 'uniform_average'} or array-like of shape (n_outputs,)
-        How to aggregate the outputs' norms.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${y}
+    ${sample_weight}
+    ${multioutput}
+    ${compute}
 
     Returns
     -------
@@ -306,17 +310,14 @@ def l2_norm(
     return _one("l2_norm", y_true, y_pred, sample_weight, compute, multioutput=multioutput)
 
 
+@_document
 def max_error(y_true: Any, y_pred: Any, *, compute: bool = True) -> Any:
     """The maximum residual error ``max |d|``, for one output.
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,)
-        Estimated target values.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${y_one_output}
+    ${compute}
 
     Returns
     -------
@@ -331,6 +332,7 @@ def max_error(y_true: Any, y_pred: Any, *, compute: bool = True) -> Any:
     return _one("max_error", y_true, y_pred, None, compute)
 
 
+@_document
 def r2_score(
     y_true: Any,
     y_pred: Any,
@@ -350,19 +352,14 @@ def r2_score(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
+    ${y}
+    ${sample_weight}
     multioutput : {'raw_values', 'uniform_average', 'variance_weighted'}, array-like or None
         How to aggregate the outputs' scores; ``'variance_weighted'`` weighs
         them by their targets' variance, None is ``'uniform_average'``.
     force_finite : bool, default=True
         Replace the NaN and -inf scores of a constant target by 1.0 and 0.0.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${compute}
 
     Returns
     -------
@@ -387,6 +384,7 @@ def r2_score(
     )
 
 
+@_document
 def explained_variance_score(
     y_true: Any,
     y_pred: Any,
@@ -400,18 +398,13 @@ def explained_variance_score(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
+    ${y}
+    ${sample_weight}
     multioutput : {'raw_values', 'uniform_average', 'variance_weighted'} or array-like
         How to aggregate the outputs' scores.
     force_finite : bool, default=True
         Replace the NaN and -inf scores of a constant target by 1.0 and 0.0.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${compute}
 
     Returns
     -------
@@ -434,6 +427,7 @@ def explained_variance_score(
     )
 
 
+@_document
 def mean_squared_log_error(
     y_true: Any,
     y_pred: Any,
@@ -449,16 +443,10 @@ def mean_squared_log_error(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
-    multioutput : {'raw_values', 'uniform_average'} or array-like of shape (n_outputs,)
-        How to aggregate the outputs' errors.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${y}
+    ${sample_weight}
+    ${multioutput}
+    ${compute}
 
     Returns
     -------
@@ -475,6 +463,7 @@ def mean_squared_log_error(
     )
 
 
+@_document
 def root_mean_squared_log_error(
     y_true: Any,
     y_pred: Any,
@@ -487,16 +476,10 @@ def root_mean_squared_log_error(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
-    multioutput : {'raw_values', 'uniform_average'} or array-like of shape (n_outputs,)
-        How to aggregate the outputs' errors.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${y}
+    ${sample_weight}
+    ${multioutput}
+    ${compute}
 
     Returns
     -------
@@ -518,6 +501,7 @@ def root_mean_squared_log_error(
     )
 
 
+@_document
 def mean_absolute_percentage_error(
     y_true: Any,
     y_pred: Any,
@@ -534,16 +518,10 @@ def mean_absolute_percentage_error(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
-    multioutput : {'raw_values', 'uniform_average'} or array-like of shape (n_outputs,)
-        How to aggregate the outputs' errors.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${y}
+    ${sample_weight}
+    ${multioutput}
+    ${compute}
 
     Returns
     -------
@@ -565,6 +543,7 @@ def mean_absolute_percentage_error(
     )
 
 
+@_document
 def mean_pinball_loss(
     y_true: Any,
     y_pred: Any,
@@ -583,18 +562,12 @@ def mean_pinball_loss(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
+    ${y}
+    ${sample_weight}
     alpha : float in [0, 1], default=0.5
         The quantile whose estimators the loss rates.
-    multioutput : {'raw_values', 'uniform_average'} or array-like of shape (n_outputs,)
-        How to aggregate the outputs' losses.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${multioutput}
+    ${compute}
 
     Returns
     -------
@@ -619,6 +592,7 @@ def mean_pinball_loss(
     )
 
 
+@_document
 def mean_tweedie_deviance(
     y_true: Any,
     y_pred: Any,
@@ -634,17 +608,12 @@ def mean_tweedie_deviance(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        Ground truth (correct) target values: NumPy, list, pandas, pyarrow or Dask.
-    y_pred : array-like of shape (n_samples,)
-        Estimated target values.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
+    ${y_one_output}
+    ${sample_weight}
     power : float, default=0
         The Tweedie power, ``<= 0`` or ``>= 1``: 1 is Poisson (``y_true >= 0``,
         ``y_pred > 0``), 2 Gamma (both ``> 0``); below 0 needs ``y_pred > 0``.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${compute}
 
     Returns
     -------
@@ -659,6 +628,7 @@ def mean_tweedie_deviance(
     return _one("mean_tweedie_deviance", y_true, y_pred, sample_weight, compute, power=power)
 
 
+@_document
 def mean_poisson_deviance(
     y_true: Any, y_pred: Any, *, sample_weight: Any = None, compute: bool = True
 ) -> Any:
@@ -670,10 +640,8 @@ def mean_poisson_deviance(
         Ground truth (correct) target values, ``>= 0``.
     y_pred : array-like of shape (n_samples,)
         Estimated target values, ``> 0``.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${sample_weight}
+    ${compute}
 
     Returns
     -------
@@ -688,6 +656,7 @@ def mean_poisson_deviance(
     return _one("mean_poisson_deviance", y_true, y_pred, sample_weight, compute)
 
 
+@_document
 def mean_gamma_deviance(
     y_true: Any, y_pred: Any, *, sample_weight: Any = None, compute: bool = True
 ) -> Any:
@@ -699,10 +668,8 @@ def mean_gamma_deviance(
         Ground truth (correct) target values, ``> 0``.
     y_pred : array-like of shape (n_samples,)
         Estimated target values, ``> 0``.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
-    compute : bool, default=True
-        False returns a Dask array computing to the value.
+    ${sample_weight}
+    ${compute}
 
     Returns
     -------

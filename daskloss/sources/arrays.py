@@ -48,7 +48,7 @@ from dask.base import tokenize
 from dask.delayed import Delayed
 
 from daskloss.chunks import Chunk
-from daskloss.columns import float64_chunks
+from daskloss.columns import check_python_integers, float64_chunks
 from daskloss.errors import EmptyDatasetError, InvalidParameterError, SchemaError
 from daskloss.roles import output_roles
 from daskloss.sources.frames import PANDAS_UNIT_ROWS
@@ -57,8 +57,6 @@ __all__ = ["INPUT_NAMES", "ArrayPlan", "ArrayUnit", "matrix_columns", "plan_arra
 
 #: The inputs, in the order scikit-learn checks them.
 INPUT_NAMES = ("y_true", "y_pred", "sample_weight")
-
-_EXACT_INTEGER_LIMIT = 2**53
 
 
 @dataclass(frozen=True)
@@ -433,32 +431,8 @@ def _frame_shape(frame: dd.DataFrame | dd.Series) -> tuple[float, ...]:
 
 def _as_array(values: Any, name: str) -> np.ndarray:
     """A NumPy array of ``values``, refusing Python integers that float64 would round."""
-    array = np.asarray(values)
-    if isinstance(values, (list, tuple)) and array.dtype.kind in "fO":
-        for value in _flatten(values):
-            if isinstance(value, (int, np.integer)) and not _float64_holds(int(value)):
-                raise SchemaError(
-                    f"{name} holds integers that float64 cannot represent exactly (beyond "
-                    "2**53); cast it to float64 yourself if rounding is acceptable"
-                )
-    return array
-
-
-def _flatten(values: Any) -> Iterator[Any]:
-    for value in values:
-        if isinstance(value, (list, tuple)):
-            yield from _flatten(value)
-        else:
-            yield value
-
-
-def _float64_holds(value: int) -> bool:
-    if abs(value) <= _EXACT_INTEGER_LIMIT:
-        return True
-    try:
-        return int(float(value)) == value
-    except OverflowError:
-        return False
+    check_python_integers(values, name)
+    return np.asarray(values)
 
 
 def _numeric(array: np.ndarray, name: str) -> np.ndarray:

@@ -94,15 +94,8 @@ def _data(draw, positive: bool = False, signed_weights: bool = False):
 def test_residual_metrics_are_the_exact_reference(data, multioutput, name):
     """Metrics of wide-ranging data equal the Fraction reference, for NumPy and Dask inputs."""
     y_true, y_pred, weight, cuts = data
-    if weight is not None and not weight.any():
-        weight[0] = 1.0
-    params = {
-        "multioutput": _output_weights(multioutput, y_true.shape[1], np.random.default_rng(0))
-    }
-    expected = _expected(name, y_true, y_pred, weight, **params)
-    assert same_bits(_call(name, y_true, y_pred, weight, **params), expected)
-    lazy = _call(name, _dask(y_true, cuts), _dask(y_pred, cuts), weight, **params)
-    assert same_bits(lazy, expected)
+    multioutput = _output_weights(multioutput, y_true.shape[1], np.random.default_rng(0))
+    _assert_exact(name, y_true, y_pred, weight, cuts, multioutput=multioutput)
 
 
 @settings(max_examples=40, deadline=None)
@@ -113,10 +106,13 @@ def test_per_row_term_metrics_are_exact_sums_of_the_terms(data, metric):
     name, params = metric
     if name in SINGLE_OUTPUT:
         y_true, y_pred = y_true[:, 0], y_pred[:, 0]
+    _assert_exact(name, y_true, y_pred, None if name == "max_error" else weight, cuts, **params)
+
+
+def _assert_exact(name, y_true, y_pred, weight, cuts, **params):
+    """The metric of NumPy inputs and of Dask arrays cut at ``cuts`` is the reference."""
     if weight is not None and not weight.any():
         weight[0] = 1.0
-    if name == "max_error":
-        weight = None
     expected = _expected(name, y_true, y_pred, weight, **params)
     assert same_bits(_call(name, y_true, y_pred, weight, **params), expected)
     lazy = _call(name, _dask(y_true, cuts), _dask(y_pred, cuts), weight, **params)
