@@ -32,11 +32,15 @@ error, exact.
 lists, pandas Series or DataFrames, pyarrow arrays, Dask arrays or Dask
 Series and DataFrames, mixed freely when they hold the same rows. A 1-D input
 and an ``(n, 1)`` one are both one output and are never broadcast against
-each other. Dask inputs are read once, in one graph, however many metrics
-:func:`regression_metrics` computes; ``compute=False`` returns Dask arrays
-instead, and lazy values of the same inputs share their tasks, so
-``dask.compute(a, b)`` reads the data once as well. Nothing here creates a
-Dask Client: the active scheduler runs the graph.
+each other; rows pair by position, never by index. Dask inputs of unknown
+lengths (DataFrames) pair partition by partition, so they need as many
+partitions, of equal lengths (columns of one DataFrame always do); a
+mismatch is raised when the value is computed. Dask inputs are read once,
+in one graph, however many metrics :func:`regression_metrics` computes;
+``compute=False`` returns Dask arrays instead, and lazy values of the same
+inputs share their tasks, so ``dask.compute(a, b)`` reads the data once as
+well. Nothing here creates a Dask Client: the active scheduler runs the
+graph (inputs all in memory are computed in this process).
 
 **Differences from scikit-learn.**
 
