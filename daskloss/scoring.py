@@ -12,9 +12,9 @@ once. However many metrics are requested, the data is read once.
 The checks that need no data run when a function is called, with
 scikit-learn's messages; those that need data (NaN, zero weights, domains)
 run after the pass, in the task that finishes a lazy value. Nothing here
-creates a Dask Client: Dask inputs are computed by the active scheduler,
-inputs that are all in memory in this process (they are here already; a
-cluster would only receive copies of them).
+creates a Dask Client: Dask inputs are computed by the active scheduler;
+inputs that are all in memory are computed in this process (they are here
+already; a cluster would only receive copies of them).
 """
 
 from __future__ import annotations
@@ -288,9 +288,10 @@ def finish(item: Request, stats: PassStats, spec: PassSpec, *, stacklevel: int =
 
 
 def _lazy(item: Request, stats: Any, spec: PassSpec, token: str | None) -> da.Array:
+    """The value as a Dask array, keyed by the inputs' token and the request."""
     raw = isinstance(item.multioutput, str) and item.multioutput == "raw_values"
     shape = (len(spec.roles),) if raw else ()
-    name = f"daskloss-{item.name}-{tokenize(token, item) if token else tokenize(object())}"
+    name = f"daskloss-{item.name}-{tokenize(token, item)}"
     value = dask.delayed(_finish_shaped, pure=True)(item, stats, spec, shape, dask_key_name=name)
     return da.from_delayed(value, shape=shape, dtype=np.float64, name=f"{name}-array")
 

@@ -11,6 +11,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "thread_unsafe: used by scikit-learn's test_common.py (no effect here)"
     )
+    # test_common.py parametrizes with itertools.chain and generators, which pytest deprecates.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Passing a non-Collection iterable to parametrize"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
