@@ -222,9 +222,12 @@ def average_values(values: Sequence[Value], weights: Sequence[Fraction] | None =
     total = sum(weights, Fraction(0))
     if total == 0:
         raise ZeroWeightError("Weights sum to zero, can't be normalized")
-    if any(isinstance(v, float) for v in values):  # NaN or infinite: as np.average would
-        floats = [round_value(v) for v in values]
-        return _ieee(lambda: np.average(floats, weights=[round_fraction(w) for w in weights]))
+    if any(isinstance(v, float) for v in values):
+        # A NaN or an infinity decides the sum whatever the finite terms (and 0 * inf is
+        # NaN, as in np.average): IEEE arithmetic gives the result.
+        floats = np.array([round_value(v) for v in values])
+        scales = np.array([round_fraction(w) for w in weights])
+        return _ieee(lambda: np.sum(floats * scales) / round_fraction(total))
     if not any(isinstance(v, Root) for v in values):
         return round_fraction(
             sum((w * v for w, v in zip(weights, values, strict=True)), Fraction(0)) / total
