@@ -41,6 +41,7 @@ from daskloss.errors import (
     warn_undefined_metric,
 )
 from daskloss.formulas import ValueKind, average_values, output_value, round_value
+from daskloss.names import MULTIOUTPUT_OPTIONS
 from daskloss.reduce import tree_reduce
 from daskloss.roles import output_roles
 from daskloss.sources.arrays import ArrayPlan, ArrayUnit, plan_arrays
@@ -49,8 +50,8 @@ from daskloss.termstats import PassSpec, PassStats
 
 __all__ = ["METRICS", "Metric", "Request", "check_array_like", "request", "score"]
 
-_MEAN_OPTIONS = ("raw_values", "uniform_average")
-_EXPLAINED_OPTIONS = ("raw_values", "uniform_average", "variance_weighted")
+_MEAN_OPTIONS = MULTIOUTPUT_OPTIONS[:2]  # raw_values, uniform_average
+_EXPLAINED_OPTIONS = MULTIOUTPUT_OPTIONS
 
 
 @dataclass(frozen=True)
