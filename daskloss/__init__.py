@@ -16,9 +16,12 @@ from daskloss.errors import (
     DasklossError,
     DataError,
     EmptyDatasetError,
+    InvalidParameterError,
     NonFiniteValueError,
     ReadError,
     SchemaError,
+    UndefinedMetricWarning,
+    ZeroWeightError,
 )
 from daskloss.evaluate import EvaluationResult, evaluate
 from daskloss.names import METRIC_NAMES
@@ -37,9 +40,12 @@ __all__ = [
     "EmptyDatasetError",
     "ErrorStats",
     "EvaluationResult",
+    "InvalidParameterError",
     "NonFiniteValueError",
     "ReadError",
     "SchemaError",
+    "UndefinedMetricWarning",
+    "ZeroWeightError",
     "__version__",
     "evaluate",
 ]

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from daskloss.chunks import Chunk, Origin
 from daskloss.errors import SchemaError
 
-__all__ = ["aligned_chunks", "chunks_of_columns", "float64_chunks"]
+__all__ = ["aligned_chunks", "check_python_integers", "chunks_of_columns", "float64_chunks"]
 
 _EXACT_INTEGER_LIMIT = 2**53
 
@@ -43,7 +43,7 @@ def float64_chunks(values: Any, column: str, where: str = "") -> list[np.ndarray
     if isinstance(values, np.ma.MaskedArray):
         return [_masked(values, column, where)]
     if not isinstance(values, np.ndarray):
-        _check_python_integers(values, column, where)
+        check_python_integers(values, column, where)
     return [_numpy(np.asarray(values), column, where)]
 
 
@@ -151,8 +151,8 @@ def _masked(values: np.ma.MaskedArray, column: str, where: str) -> np.ndarray:
     return np.where(mask, np.nan, converted) if mask.any() else converted
 
 
-def _check_python_integers(values: Any, column: str, where: str) -> None:
-    """Refuse integers in a list that numpy would round when it makes the list float64.
+def check_python_integers(values: Any, column: str, where: str = "") -> None:
+    """Refuse integers in a (nested) list that numpy would round when it makes it float64.
 
     ``np.asarray([2**53 + 1, 0.5])`` is float64 already, so the integer check
     on numpy arrays would never see the integer it rounded.
@@ -160,7 +160,9 @@ def _check_python_integers(values: Any, column: str, where: str) -> None:
     if not isinstance(values, (list, tuple)):
         return
     for value in values:
-        if isinstance(value, (int, np.integer)) and not _float64_holds(int(value)):
+        if isinstance(value, (list, tuple)):
+            check_python_integers(value, column, where)
+        elif isinstance(value, (int, np.integer)) and not _float64_holds(int(value)):
             raise _inexact_integers(column, where)
 
 

@@ -24,12 +24,37 @@ undefined (a mean over zero weight, R² of a constant target) is NaN.
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
-from daskloss.exact import FRACTION_BITS, round_ratio, round_sqrt_ratio
+import numpy as np
+
+from daskloss.errors import ZeroWeightError
+from daskloss.exact import (
+    FRACTION_BITS,
+    round_fraction,
+    round_ratio,
+    round_sqrt_ratio,
+    round_sqrt_sum,
+)
 from daskloss.names import METRIC_NAMES
 
-__all__ = ["METRIC_NAMES", "SufficientStats", "compute_metrics"]
+if TYPE_CHECKING:
+    from daskloss.termstats import SignedStats
+
+__all__ = [
+    "METRIC_NAMES",
+    "Root",
+    "SufficientStats",
+    "Value",
+    "ValueKind",
+    "average_values",
+    "compute_metrics",
+    "explained_fraction",
+    "output_value",
+    "round_value",
+]
 
 _UNIT = 1 << FRACTION_BITS
 
@@ -95,3 +120,166 @@ def _r_squared(stats: SufficientStats) -> float:
     if total_weight <= 0 or spread == 0:
         return math.nan
     return round_ratio(spread - stats.squared_error * total_weight, spread)
+
+
+# The metrics of :mod:`daskloss.metrics`: scikit-learn's definitions, exact.
+#
+# Each output's value is exact (a Fraction, or the square root of one) when
+# every sum is finite, so that averaging over outputs rounds once too. A sum
+# that overflowed (``SignedStats.nonfinite``) makes the value infinite or NaN,
+# computed in IEEE arithmetic as scikit-learn would.
+
+#: How an output's value comes from the sums of its term.
+ValueKind = Literal["mse", "rmse", "mae", "sse", "l2", "mean", "max", "r2", "evs"]
+_NONFINITE_INDEX = {"squared_error": 0, "abs_error": 1, "signed_error": 2}
+
+
+class Root(NamedTuple):
+    """The exact value ``sqrt(radicand)``."""
+
+    radicand: Fraction
+
+
+#: An exact value, or a float that is NaN or infinite.
+Value = Fraction | Root | float
+
+
+def output_value(
+    kind: ValueKind, sums: SignedStats, *, force_finite: bool = True
+) -> tuple[Value, Fraction]:
+    """One output's exact value, and its weight under ``multioutput='variance_weighted'``.
+
+    ``kind`` names the formula (with ``W = sum(w)``, ``d`` the term's residual):
+    ``mse`` ``sum(w d²)/W``, ``rmse`` its square root, ``mae`` ``sum(w |d|)/W``,
+    ``sse`` ``sum(w d²)``, ``l2`` its square root, ``mean`` ``sum(w d)/W`` (the
+    mean of a per-row term), ``max`` ``max |d|``, ``r2`` and ``evs`` (see
+    :func:`explained_fraction`). The weight is the variance of ``y_true``
+    (``r2``: its weighted sum of squares about the mean), else 1.
+
+    Raises
+    ------
+    ZeroWeightError
+        A mean over weights that sum to exactly zero.
+    """
+    total = sums.total()
+    weight = _exact(total.weight_sum)
+    if kind in ("sse", "l2", "max"):
+        if kind == "max":
+            return total.max_abs_error, Fraction(1)
+        squares = _sum(sums, "squared_error")
+        return (squares if kind == "sse" else _root(squares)), Fraction(1)
+    if weight == 0:
+        raise ZeroWeightError("Weights sum to zero, can't be normalized")
+    if kind in ("r2", "evs"):
+        numerator, denominator = _explained_parts(kind, sums, weight)
+        return explained_fraction(numerator, denominator, force_finite), denominator
+    field = {"mse": "squared_error", "rmse": "squared_error", "mae": "abs_error"}.get(
+        kind, "signed_error"
+    )
+    mean = _divide(_sum(sums, field), weight)
+    return (_root(mean) if kind == "rmse" else mean), Fraction(1)
+
+
+def explained_fraction(numerator: Value, denominator: Fraction, force_finite: bool) -> Value:
+    """``1 - numerator / denominator``, scikit-learn's R² and explained variance.
+
+    With ``force_finite``, a zero numerator gives 1 and a zero denominator
+    (a constant target) gives 0, instead of NaN and -inf. Here both tests
+    are exact, where scikit-learn tests its rounded sums.
+    """
+    if isinstance(numerator, float):
+        if force_finite and denominator == 0:
+            return 0.0
+        return _ieee(lambda: 1 - np.float64(numerator) / round_fraction(denominator))
+    if force_finite and numerator == 0:
+        return Fraction(1)
+    if denominator == 0:
+        if force_finite:
+            return Fraction(0)
+        return math.nan if numerator == 0 else math.copysign(math.inf, -numerator)
+    assert isinstance(numerator, Fraction)
+    return 1 - numerator / denominator
+
+
+def round_value(value: Value) -> float:
+    """The float64 nearest to an exact value (NaN and infinities as they are)."""
+    if isinstance(value, Root):
+        return round_sqrt_ratio(value.radicand.numerator, value.radicand.denominator)
+    if isinstance(value, Fraction):
+        return round_fraction(value)
+    return float(value)
+
+
+def average_values(values: Sequence[Value], weights: Sequence[Fraction] | None = None) -> float:
+    """``sum(w * v) / sum(w)`` over outputs, correctly rounded once (1 for every weight if None).
+
+    Raises
+    ------
+    ZeroWeightError
+        Weights that sum to zero.
+    """
+    weights = list(weights) if weights is not None else [Fraction(1)] * len(values)
+    total = sum(weights, Fraction(0))
+    if total == 0:
+        raise ZeroWeightError("Weights sum to zero, can't be normalized")
+    if any(isinstance(v, float) for v in values):
+        # A NaN or an infinity decides the sum whatever the finite terms (and 0 * inf is
+        # NaN, as in np.average): IEEE arithmetic gives the result.
+        floats = np.array([round_value(v) for v in values])
+        scales = np.array([round_fraction(w) for w in weights])
+        return _ieee(lambda: np.sum(floats * scales) / round_fraction(total))
+    if not any(isinstance(v, Root) for v in values):
+        return round_fraction(
+            sum((w * v for w, v in zip(weights, values, strict=True)), Fraction(0)) / total
+        )  # type: ignore[operator]
+    terms = [
+        (w, v.radicand) if isinstance(v, Root) else (w if v >= 0 else -w, v * v)
+        for w, v in zip(weights, values, strict=True)
+    ]
+    return round_sqrt_sum(terms, total)
+
+
+def _explained_parts(
+    kind: ValueKind, sums: SignedStats, weight: Fraction
+) -> tuple[Value, Fraction]:
+    """The numerator and denominator of R² (weighted sums of squares) or of explained variance."""
+    total = sums.total()
+    target, squares = _exact(total.target_sum), _exact(total.target_squared)
+    if kind == "r2":
+        return _sum(sums, "squared_error"), squares - target * target / weight
+    denominator = squares / weight - (target / weight) ** 2
+    residual, signed = _sum(sums, "squared_error"), _sum(sums, "signed_error")
+    if isinstance(residual, float) or isinstance(signed, float):
+        scale = round_fraction(weight)
+        return _ieee(
+            lambda: np.float64(residual) / scale - (np.float64(signed) / scale) ** 2
+        ), denominator
+    return residual / weight - (signed / weight) ** 2, denominator
+
+
+def _sum(sums: SignedStats, field: str) -> Fraction | float:
+    """An exact sum over the rows, or the IEEE sum of its overflowed contributions."""
+    overflowed = sums.nonfinite[_NONFINITE_INDEX[field]]
+    return overflowed if overflowed else _exact(getattr(sums.total(), field))
+
+
+def _divide(value: Fraction | float, weight: Fraction) -> Fraction | float:
+    if isinstance(value, float):
+        return _ieee(lambda: np.float64(value) / round_fraction(weight))
+    return value / weight
+
+
+def _root(value: Fraction | float) -> Value:
+    """The square root: exact, or NaN for a negative value (negative weights), as np.sqrt."""
+    if isinstance(value, float):
+        return _ieee(lambda: np.sqrt(value))
+    return Root(value) if value >= 0 else math.nan
+
+
+def _exact(value: int) -> Fraction:
+    return Fraction(value, _UNIT)
+
+
+def _ieee(compute: Callable[[], Any]) -> float:
+    with np.errstate(all="ignore"):
+        return float(compute())

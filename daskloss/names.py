@@ -20,8 +20,10 @@ from daskloss.errors import ConfigError
 __all__ = [
     "FILE_FORMATS",
     "METRIC_NAMES",
+    "MULTIOUTPUT_OPTIONS",
     "NAN_POLICIES",
     "FileFormat",
+    "MultioutputOption",
     "NanPolicy",
     "check_choice",
 ]
@@ -33,6 +35,11 @@ NAN_POLICIES: tuple[NanPolicy, ...] = get_args(NanPolicy)
 FileFormat = Literal["parquet", "csv"]
 #: The file formats a dataset on storage may have.
 FILE_FORMATS: tuple[FileFormat, ...] = get_args(FileFormat)
+
+MultioutputOption = Literal["raw_values", "uniform_average", "variance_weighted"]
+#: How the functions of :mod:`daskloss.metrics` aggregate outputs, by name (scikit-learn's);
+#: ``variance_weighted`` is for R² and explained variance only.
+MULTIOUTPUT_OPTIONS: tuple[MultioutputOption, ...] = get_args(MultioutputOption)
 
 #: The metric keys, in report order (their formulas are in :mod:`daskloss.formulas`).
 METRIC_NAMES: tuple[str, ...] = (

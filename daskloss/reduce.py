@@ -57,6 +57,7 @@ def tree_reduce(
     *,
     split_every: Any = None,
     name: str = "daskloss",
+    token: str | None = None,
 ) -> Delayed:
     """The lazy merge of ``unit_result(unit)`` over every unit.
 
@@ -73,6 +74,11 @@ def tree_reduce(
         The fan-in (see the module docstring).
     name : str
         Prefix of the task keys.
+    token : str, optional
+        Suffix of the task keys. Omitted, a fresh one is drawn, so two calls
+        never share tasks; a token derived from the units and functions (see
+        :func:`dask.base.tokenize`) gives equal calls the same keys, so that
+        ``dask.compute`` of both runs the tree once.
 
     Examples
     --------
@@ -80,7 +86,7 @@ def tree_reduce(
     285
     """
     fan_in = check_split_every(split_every)
-    token = uuid.uuid4().hex
+    token = token or uuid.uuid4().hex
     level = [
         delayed(unit_result, pure=False)(unit, dask_key_name=(f"{name}-unit-{token}", index))
         for index, unit in enumerate(units)
@@ -90,12 +96,17 @@ def tree_reduce(
     depth = 0
     while len(level) > 1:
         step = fan_in or len(level)
-        level = [
-            delayed(merge_all, pure=False)(
-                level[start : start + step],
+        level = [  # results as direct arguments: Dask then need not re-optimise their graphs
+            delayed(_merge_arguments, pure=False)(
+                merge_all,
+                *level[start : start + step],
                 dask_key_name=(f"{name}-merge-{depth}-{token}", start // step),
             )
             for start in range(0, len(level), step)
         ]
         depth += 1
     return level[0]
+
+
+def _merge_arguments(merge_all: Callable[[list[_T]], _T], *results: _T) -> _T:
+    return merge_all(list(results))

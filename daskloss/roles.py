@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from daskloss.errors import ConfigError
 
-__all__ = ["Roles"]
+__all__ = ["SAMPLE_WEIGHT", "Roles", "output_roles"]
+
+#: The column name of the sample weights of the metric functions' chunks.
+SAMPLE_WEIGHT = "sample_weight"
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,15 @@ class Roles:
     def columns(self) -> tuple[str, ...]:
         """The columns to read, each once."""
         return tuple(dict.fromkeys(n for n in (self.y_true, self.y_pred, self.weight) if n))
+
+
+def output_roles(n_outputs: int, weighted: bool) -> tuple[Roles, ...]:
+    """The roles of each output of the metric functions' chunks: ``y_true[j]``, ``y_pred[j]``.
+
+    Examples
+    --------
+    >>> output_roles(2, weighted=True)[1]
+    Roles(y_true='y_true[1]', y_pred='y_pred[1]', weight='sample_weight')
+    """
+    weight = SAMPLE_WEIGHT if weighted else None
+    return tuple(Roles(f"y_true[{j}]", f"y_pred[{j}]", weight) for j in range(n_outputs))

@@ -57,3 +57,29 @@ def test_bad_arguments_are_daskloss_errors(arguments, error, message):
     with pytest.raises(error, match=message) as caught:
         daskloss.evaluate(call.pop("source"), **call)
     assert isinstance(caught.value, daskloss.DasklossError)
+
+
+def test_metrics_module_exports_scikit_learns_names():
+    """daskloss.metrics exports the documented metric functions, each with sklearn's name."""
+    from daskloss import metrics
+
+    assert set(metrics.__all__) >= {
+        "mean_squared_error",
+        "root_mean_squared_error",
+        "mean_absolute_error",
+        "max_error",
+        "r2_score",
+        "explained_variance_score",
+        "sum_squared_error",
+        "l2_norm",
+        "mean_squared_log_error",
+        "root_mean_squared_log_error",
+        "mean_absolute_percentage_error",
+        "mean_pinball_loss",
+        "mean_poisson_deviance",
+        "mean_gamma_deviance",
+        "mean_tweedie_deviance",
+        "regression_metrics",
+    }
+    functions = {name for name in dir(metrics) if callable(getattr(metrics, name))}
+    assert set(metrics.__all__) <= functions

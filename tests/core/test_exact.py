@@ -11,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daskloss._kernel import accumulate
-from daskloss.exact import FRACTION_BITS, round_ratio, round_sqrt_ratio, to_fraction
+from daskloss.exact import (
+    FRACTION_BITS,
+    round_ratio,
+    round_sqrt_ratio,
+    round_sqrt_sum,
+    to_fraction,
+)
+from tests.metrics.reference import round_root_sum
 from tests.reference import fraction_float, fraction_sqrt
 from tests.strategies import wild_values
 
@@ -90,3 +97,38 @@ def test_round_sqrt_ratio_rejects_negative():
     """A negative radicand is a programming error, not a silent NaN."""
     with pytest.raises(ValueError):
         round_sqrt_ratio(-1, 1)
+
+
+_RADICANDS = st.fractions(min_value=0, max_value=10**30, max_denominator=10**30)
+
+
+@given(
+    st.lists(
+        st.tuples(st.fractions(-5, 5, max_denominator=1000), _RADICANDS), min_size=1, max_size=4
+    ),
+    st.fractions(1, 10, max_denominator=100),
+)
+def test_round_sqrt_sum_matches_decimal_reference(terms, divisor):
+    """round_sqrt_sum is the correctly rounded weighted sum of square roots."""
+    if not any(c and q for c, q in terms):
+        assert round_sqrt_sum(terms, divisor) == 0.0
+        return
+    assert round_sqrt_sum(terms, divisor) == round_root_sum(terms, divisor)
+
+
+@pytest.mark.parametrize(
+    ("terms", "expected"),
+    [
+        ([(Fraction(1), Fraction(8)), (Fraction(-2), Fraction(2))], 0.0),  # 2√2 - 2√2
+        ([(Fraction(1), Fraction(9, 4)), (Fraction(1), Fraction(1, 4))], 2.0),  # rational roots
+        ([(Fraction(3), Fraction(2)), (Fraction(-1), Fraction(8))], math.sqrt(2)),  # 3√2 - 2√2
+        ([(Fraction(1), Fraction(2)), (Fraction(-1), Fraction(2) + Fraction(1, 2**100))], None),
+    ],
+    ids=["cancelling", "rational", "combined", "nearly-cancelling"],
+)
+def test_round_sqrt_sum_of_related_roots(terms, expected):
+    """Roots of one square class combine exactly; a near cancellation is still exact."""
+    if expected is None:
+        expected = round_root_sum(terms, Fraction(1))
+        assert expected < 0 and expected > -1e-30
+    assert round_sqrt_sum(terms, Fraction(1)) == expected
