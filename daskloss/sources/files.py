@@ -24,7 +24,7 @@ import fsspec
 
 from daskloss.errors import EmptyDatasetError, ReadError, SchemaError
 from daskloss.names import FILE_FORMATS, FileFormat, check_choice
-from daskloss.policy import ReadRoots
+from daskloss.policy import ReadRoots, redact_text
 from daskloss.sources.plan import Plan
 from daskloss.sources.reader import FileReader, FileUnit, Piece, is_local
 
@@ -94,9 +94,9 @@ def plan_files(
     )
     roots.check_files(names)
     chosen = format or _inferred_format(names, path)
-    reader = FileReader(fs, tuple(columns), chosen, format_given=format is not None)
+    reader = FileReader(fs, tuple(columns), chosen, format_given=format is not None, roots=roots)
     schema = reader.schema(names[0])
-    reader = FileReader(fs, tuple(columns), chosen, tuple(schema.types), format is not None)
+    reader = FileReader(fs, tuple(columns), chosen, tuple(schema.types), format is not None, roots)
     sized = [(piece, size) for name, size in files for piece in _pieces(reader, name, size)]
     units = tuple(FileUnit(reader, batch) for batch in _batches(sized))
     _LOG.debug(
@@ -169,9 +169,10 @@ def _batches(sized: list[tuple[Piece, int]]) -> list[tuple[Piece, ...]]:
 
 
 def _display(path: Any) -> str:
+    """The dataset path as messages show it: URL user information hidden."""
     if isinstance(path, (list, tuple)):
-        return ", ".join(map(os.fspath, path))
-    return os.fspath(path)
+        return ", ".join(redact_text(os.fspath(p)) for p in path)
+    return redact_text(os.fspath(path))
 
 
 def _list_files(
@@ -192,9 +193,11 @@ def _list_files(
                 listing = fs.find(root, detail=True)
                 found.update((f, info) for f, info in listing.items() if not _hidden(f, root))
             elif fs.exists(root):
-                found[root] = fs.info(root)
+                found[root] = _checked_info(fs, root)
+    except ReadError:
+        raise
     except (OSError, ValueError, ImportError) as exc:
-        raise ReadError(f"cannot list {_display(path)}: {exc}") from exc
+        raise ReadError(f"cannot list {_display(path)}: {redact_text(str(exc))}") from exc
     if not found:
         raise EmptyDatasetError(
             f"no data files found at {_display(path)}; check the path (directories are searched "
@@ -207,6 +210,20 @@ def _list_files(
         for f, info in found.items()
     )
     return fs, sorted(files)
+
+
+def _checked_info(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any]:
+    """A named file's details, refusing a local FIFO, device or socket (reading one can hang).
+
+    Directories are listed without such entries: only regular files are data.
+    """
+    info = fs.info(path)
+    if is_local(fs) and info.get("type") == "other":
+        raise ReadError(
+            f"{path} is not a regular file (a FIFO, device or socket); daskloss reads regular "
+            "files only: point dataset.path at data files"
+        )
+    return info
 
 
 def _local_files(
