@@ -40,6 +40,7 @@ __all__ = [
     "SchedulerAddressError",
     "Scrubber",
     "check_scheduler_address",
+    "file_kind",
     "hide_secrets",
     "open_regular",
     "redact_text",
@@ -151,6 +152,16 @@ class ReadRoots:
                 "it to comma-separated directories or URL prefixes, or unset it"
             )
         return cls(roots)
+
+    @classmethod
+    def listing(cls, roots: Sequence[str]) -> ReadRoots:
+        """Roots from a sequence that must name at least one (``read_roots=``)."""
+        if isinstance(roots, str) or not roots:
+            raise ConfigError(
+                f"read_roots must list directories or URL prefixes, got {roots!r}; pass None "
+                "for no confinement"
+            )
+        return cls(tuple(roots))
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ReadRoots:
@@ -297,6 +308,8 @@ def open_regular(path: str, *, follow: bool = True) -> int:
 
 
 _KINDS = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISLNK, "a symbolic link"),
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
     (stat.S_ISCHR, "a character device"),
@@ -310,8 +323,18 @@ def _check_regular(mode: int, path: str) -> None:
         return
     if stat.S_ISLNK(mode):  # only seen when not following links
         raise OSError(errno.ELOOP, "it is a symbolic link", path)
-    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
-    raise OSError(errno.EINVAL, f"it is {kind}, not a regular file", path)
+    raise OSError(errno.EINVAL, f"it is {file_kind(mode)}, not a regular file", path)
+
+
+def file_kind(mode: int) -> str:
+    """What a file of this ``st_mode`` is, as a message says it: "a FIFO (named pipe)"...
+
+    Examples
+    --------
+    >>> file_kind(stat.S_IFIFO), file_kind(stat.S_IFREG)
+    ('a FIFO (named pipe)', 'a regular file')
+    """
+    return next((name for test, name in _KINDS if test(mode)), "a special file")
 
 
 def _resolved(path: str) -> str:

@@ -61,6 +61,7 @@ from daskloss.policy import (
     check_scheduler_address,
     hide_secrets,
     redact_url,
+    removed_secrets,
 )
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "Settings",
     "parse_settings",
     "redacted",
+    "secret_values",
     "settings_digest",
 ]
 
@@ -417,6 +419,20 @@ def redacted(settings: Settings) -> dict[str, Any]:
         if data[section]["path"] is not None:
             data[section]["path"] = redact_url(data[section]["path"])
     return data
+
+
+def secret_values(settings: Settings) -> set[str]:
+    """The values :func:`redacted` hides: what must never be printed.
+
+    Examples
+    --------
+    >>> options = {"headers": {"Authorization": "Bearer t0k3n"}}
+    >>> s = parse_settings({"dataset": {"path": "ftp://u:pw12@h/", "storage_options": options},
+    ...                     "columns": {"y_true": "y", "y_pred": "p"}})
+    >>> sorted(secret_values(s))
+    ['Bearer t0k3n', 'pw12']
+    """
+    return removed_secrets(settings.to_dict(), redacted(settings))
 
 
 def settings_digest(settings: Settings) -> str:

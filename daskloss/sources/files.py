@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -28,7 +29,7 @@ from daskloss.policy import ReadRoots, redact_text
 from daskloss.sources.plan import Plan
 from daskloss.sources.reader import FileReader, FileUnit, Piece, is_local
 
-__all__ = ["BATCH_BYTES", "MIN_BATCHES", "PIECE_BYTES", "plan_files"]
+__all__ = ["BATCH_BYTES", "MIN_BATCHES", "PIECE_BYTES", "plan_files", "would_list"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -246,6 +247,52 @@ def _local_files(
             yield from _local_files(entry.path, seen)
         elif entry.is_file():
             yield entry.path, {"size": entry.stat().st_size}
+
+
+def would_list(dataset: str, path: str) -> bool:
+    """Whether listing ``dataset`` (a file, directory or glob) would find the file ``path``.
+
+    Both are local paths, or both URLs (then compared as written). A file
+    under a name starting with ``_`` or ``.`` is never listed. Used to keep a
+    report from overwriting an input, or from being read as data next time.
+
+    Examples
+    --------
+    >>> would_list("s3://b/preds/", "s3://b/preds/report.json")
+    True
+    >>> would_list("s3://b/preds/", "s3://b/preds/_report.json")
+    False
+    >>> would_list("/d/*.csv", "/d/r.json")
+    False
+    """
+    if ("://" in dataset) != ("://" in path):
+        return False
+    local = "://" not in dataset
+    names = {os.path.abspath(path), os.path.realpath(path)} if local else {path}
+    if fsspec.core.has_magic(dataset):
+        pattern = re.compile(
+            fsspec.utils.glob_translate(os.path.abspath(dataset) if local else dataset)
+        )
+        return any(
+            pattern.fullmatch(match)
+            and not _hidden(name, match)
+            and not _hidden_name(match.rstrip("/").rpartition("/")[2])
+            for name in names
+            for match in _ancestors(name)
+        )
+    root = os.path.realpath(dataset) if local else dataset
+    if local and not os.path.isdir(root):
+        return root in names
+    return any(
+        name == root or (name.startswith(root.rstrip("/") + "/") and not _hidden(name, root))
+        for name in names
+    )
+
+
+def _ancestors(path: str) -> list[str]:
+    """``path`` and each directory above it: "/a/b" -> ["/a/b", "/a", "/"]."""
+    parts = path.rstrip("/").split("/")
+    return ["/".join(parts[:end]) or "/" for end in range(len(parts), 0, -1)]
 
 
 def _hidden(file: str, root: str) -> bool:

@@ -181,9 +181,12 @@ def test_write_report_to_fsspec_url():
         assert json.load(handle) == {"report_version": 1}
 
 
-def test_check_output_path_creates_directories(tmp_path):
-    """Missing parent directories of the report are created before the run."""
-    check_output_path(str(tmp_path / "a" / "b" / "report.json"))
+def test_check_output_path_creates_directories_only_when_writing(tmp_path):
+    """Missing parent directories of the report are checked before the run, created at the write."""
+    target = tmp_path / "a" / "b" / "report.json"
+    check_output_path(str(target))
+    assert not (tmp_path / "a").exists()
+    write_report({"report_version": 1}, str(target))
     assert (tmp_path / "a" / "b").is_dir()
 
 
