@@ -158,7 +158,7 @@ class _TrackedGet:
         started = logged = time.monotonic()
         while True:
             try:
-                wait(futures, timeout=_POLL_SECONDS)
+                wait(futures, timeout=min(_POLL_SECONDS, self._interval))
                 return
             except TimeoutError:
                 pass
