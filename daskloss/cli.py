@@ -152,7 +152,7 @@ def _fail(message: str, outcome: str, args: argparse.Namespace) -> int:
 #: The longest error line printed; longer ones are cut (words are cut first, see _shown).
 MAX_LINE = 4000
 #: A run of this many characters without a space is shown by its ends.
-_LONG_WORD = re.compile(r"\S{201,}")
+_LONG_WORD = re.compile(r"(?<!\S)\S{201,}")  # from word starts only: linear
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 

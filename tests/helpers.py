@@ -136,23 +136,32 @@ def run_cli(argv: Sequence[str], capsys: Any) -> Run:
     return run
 
 
-def run_daskloss(argv: Sequence[str], timeout: float, cwd: Path | None = None) -> Run:
-    """Run ``daskloss argv`` in a new process, killed after ``timeout`` seconds.
+def start_daskloss(argv: Sequence[str]) -> subprocess.Popen:
+    """Start ``daskloss argv`` as a process of its own, its stdout and stderr piped.
 
     For what only a whole process shows: what libraries print on the real
     stderr, and that it exits at all.
     """
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
-    done = subprocess.run(
-        [sys.executable, "-m", "daskloss.cli", *argv],
-        capture_output=True,
+    command = "import sys; from daskloss.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", command, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        cwd=cwd or ROOT,
+        cwd=ROOT,
         env=environment,
-        check=False,
     )
-    run = Run(done.returncode, done.stdout, done.stderr)
+
+
+def run_daskloss(argv: Sequence[str], timeout: float) -> Run:
+    """Run ``daskloss argv`` in a process of its own, killed after ``timeout`` seconds."""
+    process = start_daskloss(argv)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+    run = Run(process.wait(), out, err)
     assert not leaked_secrets(run.out + run.err), "a test secret was printed"
     return run
 
