@@ -14,9 +14,11 @@ is read.
 Small files are batched by their size on storage, which says little about
 their size in memory (a file of constants compresses a thousandfold), so a
 unit sizes its work by the decoded size its files' footers give (rows times
-column widths) as it opens them: a file too large to join is streamed, and
-the joined files are handed on whenever the next would pass ``JOIN_BYTES``.
-CSV files are always streamed. Memory stays flat for any compression ratio.
+column widths) as it opens them: a file of at least a record batch
+(``BATCH_ROWS`` rows) is streamed a batch at a time like a large file, and
+smaller ones are joined, handed on whenever the next would pass
+``JOIN_BYTES``. CSV files are always streamed. Memory stays flat for any
+compression ratio.
 
 Files are opened on the worker through the read roots
 (:meth:`daskloss.policy.ReadRoots.open_local`): only a regular file inside
@@ -398,7 +400,7 @@ class FileUnit:
                 continue
             with reader._open(piece.path) as handle:
                 part = reader.opened(handle, piece)
-                if part.decoded > JOIN_BYTES:  # small on storage, large in memory: streamed
+                if part.decoded >= reader.decoded_bytes(BATCH_ROWS):  # large enough alone
                     for batch in part.batches():
                         yield from joined.add(piece, batch)
                     continue
@@ -411,10 +413,12 @@ class FileUnit:
 
 
 class _Joined:
-    """Tables of a unit's small files held to be joined, up to ``JOIN_BYTES``.
+    """Small tables of a unit's files, held to be joined (one kernel call) up to ``JOIN_BYTES``.
 
-    The files held and the next one read must fit the budget together
-    (``room``): what is held is in memory at once.
+    The tables held and the next one read must fit the budget together
+    (``room``): what is held is in memory at once. Data of ``BATCH_ROWS``
+    rows or more is large enough for a kernel call of its own: it is handed
+    on at once, never held.
     """
 
     def __init__(self, columns: tuple[str, ...], budget: int) -> None:
@@ -434,17 +438,22 @@ class _Joined:
             yield from self.flush()
 
     def add(self, piece: Piece, data: pa.Table | pa.RecordBatch) -> Iterator[Chunk]:
-        """Hold ``data`` (rows of ``piece``), handing on what is held first if need be."""
+        """Hold ``data`` (rows of ``piece``), or hand it on if it is large enough alone."""
+        if data.num_rows >= BATCH_ROWS:
+            yield from self.flush()
+            yield from _chunks_of(data, self.columns, [(str(piece), data.num_rows)])
+            return
         yield from self.make_room(data.nbytes)
         self.held.append((piece, data))
         self.held_bytes += data.nbytes
 
     def flush(self) -> Iterator[Chunk]:
-        """The held rows as chunks, joined (one kernel call); nothing is held after."""
+        """The held rows as chunks, joined; nothing is held after."""
         if not self.held:
             return
         tables = [
-            pa.Table.from_batches([d]) if isinstance(d, pa.RecordBatch) else d for _, d in self.held
+            pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+            for _, data in self.held
         ]
         origins = [(str(piece), data.num_rows) for piece, data in self.held]
         self.held, self.held_bytes = [], 0

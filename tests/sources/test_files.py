@@ -406,23 +406,25 @@ def test_a_fifo_matched_by_a_glob_is_refused_before_it_is_opened(tmp_path):
 
 
 def test_small_files_are_joined_by_decoded_size(tmp_path, monkeypatch):
-    """Files batched by their size on storage are joined up to JOIN_BYTES decoded, same bits.
+    """Files batched by their size on storage are read by their decoded size, same bits.
 
     Files of constants compress a thousandfold: the unit learns their decoded
-    size from the footers, joins what fits and streams a file larger than that.
+    size from the footers; one of a record batch or more is streamed a batch
+    at a time, smaller ones are joined up to JOIN_BYTES.
     """
     monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 1)
     monkeypatch.setattr("daskloss.sources.reader.JOIN_BYTES", 40_000)
-    monkeypatch.setattr("daskloss.sources.reader.BATCH_ROWS", 1000)
+    monkeypatch.setattr("daskloss.sources.reader.BATCH_ROWS", 2000)
     frame = pd.DataFrame({"y_true": np.repeat([1.0, 2.0, 3.0], 1500)})
     frame["y_pred"] = frame.y_true + 0.5
-    write_parquet(tmp_path, frame.iloc[:1500], 1)  # 1,500 rows: 24,000 bytes decoded, joined
-    frame.iloc[1500:].to_parquet(tmp_path / "part-0001.parquet", index=False)  # 48,000: streamed
-    frame.iloc[:300].to_parquet(tmp_path / "part-0002.parquet", index=False)
+    write_parquet(tmp_path, frame.iloc[:1500], 1)  # 24,000 bytes decoded: joined
+    frame.iloc[1500:].to_parquet(tmp_path / "part-0001.parquet", index=False)  # streamed
+    frame.iloc[:300].to_parquet(tmp_path / "part-0002.parquet", index=False)  # joined
     plan = plan_files(tmp_path, ["y_true", "y_pred"])
     assert len(plan.units) == 1 and len(plan.units[0].pieces) == 3
-    sizes = [chunk.rows for chunk in plan.units[0].chunks()]
-    assert max(sizes) * 16 <= 40_000 and sum(sizes) == 4800
+    chunks = list(plan.units[0].chunks())
+    assert [chunk.rows for chunk in chunks] == [1500, 2000, 1000 + 300]
+    assert [len(chunk.origins) for chunk in chunks] == [1, 1, 2]
     expected = pd.concat([frame, frame.iloc[:300]])
     assert_bit_identical(
         daskloss.evaluate(tmp_path).metrics, reference_metrics(expected.y_true, expected.y_pred)
