@@ -280,6 +280,11 @@ def _opened_name(descriptor: int, path: str) -> str:
     return real if same else ""
 
 
+#: Read-only, never blocking (a FIFO or a device opened by mistake), not inherited.
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 def open_regular(path: str, *, follow: bool = True) -> int:
     """A read-only descriptor of the regular file at ``path``, refusing anything else.
 
@@ -295,10 +300,7 @@ def open_regular(path: str, *, follow: bool = True) -> int:
         ``strerror`` saying what it is).
     """
     _check_regular(os.stat(path, follow_symlinks=follow).st_mode, path)
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    if not follow:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    descriptor = os.open(path, flags)
+    descriptor = os.open(path, _READ_FLAGS if follow else _READ_FLAGS | _NO_FOLLOW)
     try:
         _check_regular(os.fstat(descriptor).st_mode, path)
     except BaseException:
