@@ -7,9 +7,13 @@ reads the first file's schema (a Parquet footer or a CSV header) and the
 footers of large Parquet files, and cuts the files into *pieces*: a whole
 file, or for a large Parquet file a run of its row groups (about
 ``PIECE_BYTES`` of decoded columns). Consecutive small files are grouped into
-one unit of up to ``BATCH_BYTES``; every other piece is a unit of its own.
-Nothing else is read here: the units read their rows where they run
-(:mod:`daskloss.sources.reader`).
+one unit of up to ``BATCH_BYTES`` on storage (no footer of a small file is
+read here: the unit sizes its reads by their decoded size where it runs);
+every other piece is a unit of its own. Only regular files are data: a
+directory listing skips anything else, and a FIFO, device or socket named
+by the path or matched by its glob is refused. Nothing else is read here:
+the units read their rows where they run (:mod:`daskloss.sources.reader`),
+checking the read roots again on each file they open.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def plan_files(
         Passed to fsspec (credentials, endpoint_url...).
     read_roots : ReadRoots, optional
         Where the job may read: the path and every listed file are checked
-        before any file is opened.
+        before any file is opened, and each file again where it is read.
 
     Raises
     ------

@@ -122,14 +122,6 @@ class FileReader:
         """Bytes the needed columns of ``rows`` rows take once decoded (8 per value)."""
         return rows * 8 * len(self.columns)
 
-    def read(self, piece: Piece, budget: int | None = None) -> pa.Table:
-        """The needed columns of one Parquet piece as one table, checked.
-
-        ``budget``: the bytes it may take (by default, what a worker thread can spare).
-        """
-        with self._open(piece.path) as handle:
-            return self.opened(handle, piece).read(budget)
-
     def iter_batches(self, piece: Piece) -> Iterator[pa.RecordBatch]:
         """The needed columns of one piece, checked, as record batches.
 
