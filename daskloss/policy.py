@@ -547,6 +547,11 @@ def check_scheduler_address(address: str) -> str:
         ) from None
     if scheme not in ("tcp", "tls"):
         return address
+    if "@" in location:  # user information, perhaps a password: never echoed
+        raise SchedulerAddressError(
+            f"the Dask scheduler address {redact_url(address)} holds user information; Dask "
+            f"addresses have none: write it as {scheme}://HOST:PORT"
+        )
     host, colon, port = location.rpartition(":")
     if not colon or location.endswith("]"):  # "host" or "[ipv6]": no port
         host, port = location, ""

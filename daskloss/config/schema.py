@@ -60,6 +60,7 @@ from daskloss.policy import (
     SchedulerAddressError,
     check_scheduler_address,
     hide_secrets,
+    redact_text,
     redact_url,
     removed_secrets,
 )
@@ -130,7 +131,7 @@ def _address(value: Any) -> str:
     try:
         return check_scheduler_address(value)
     except SchedulerAddressError as exc:
-        raise _Invalid(f'{exc}; or "" for the embedded default', found=value) from None
+        raise _Invalid(f'{exc}; or "" for the embedded default', found=redact_url(value)) from None
 
 
 def _choice(*options: str) -> Check:
@@ -353,6 +354,8 @@ def _build(cls: type, table: Mapping[str, Any], section: str, where: _Where) -> 
                 values[name] = spec.metadata["check"](value)
             except _Invalid as exc:
                 found = value if exc.found is MISSING else exc.found
+                if isinstance(found, str):
+                    found = redact_text(found)
                 shown = type(found).__name__ if "secret" in spec.metadata else _short.repr(found)
                 raise ConfigError(f"config key '{key}': {exc}, got {shown} {where(key)}") from None
         elif spec.default is MISSING and spec.default_factory is MISSING:

@@ -11,6 +11,7 @@ import pytest
 
 import daskloss
 from daskloss import ConfigError, ReadError
+from daskloss.config import parse_settings
 from daskloss.policy import (
     REDACTED,
     ReadRoots,
@@ -47,6 +48,9 @@ from tests.helpers import (
 def test_url_user_information_is_always_hidden(url, shown):
     """Passwords (with "/", "#", "?", "@") and lone users are hidden; paths holding "@" are not."""
     assert redact_url(url) == shown
+
+
+MINIMAL = {"dataset": {"path": "s3://b/p/"}, "columns": {"y_true": "y", "y_pred": "p"}}
 
 
 def test_urls_in_free_text_are_redacted():
@@ -183,3 +187,13 @@ def test_a_fifo_swapped_in_after_the_listing_is_refused_at_once(tmp_path):
     with pytest.raises(ReadError, match=r"part-0\.parquet: it is a FIFO"):
         list(plan.units[0].chunks())
     assert stat.S_ISFIFO(os.stat(allowed / "data" / "part-0.parquet").st_mode)
+
+
+@pytest.mark.parametrize("password", ["s3cret", URL_PASSWORD])
+def test_a_scheduler_address_with_a_password_is_refused_without_echoing_it(password):
+    """Dask addresses have no user information: refused, the password never shown."""
+    address = f"tcp://bob:{password}@127.0.0.1:8786"
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({**MINIMAL, "cluster": {"address": address}})
+    assert "holds user information" in str(caught.value) and password not in str(caught.value)
+    assert "tcp://bob:***@127.0.0.1:8786" in str(caught.value)
