@@ -3,12 +3,20 @@
 The work is done by :func:`daskloss.job.run_job` and
 :func:`daskloss.sample.write_sample`; this module turns arguments into their
 inputs, their outcome into output streams, and exceptions into exit codes.
+
+Everything it prints on stderr (the one-line error, log lines, a traceback
+with ``-v``) goes through a :class:`~daskloss.policy.Scrubber` that knows the
+job's secrets, and every line is capped: a 50 MB column name or path in a
+message is shown by its ends. Distributed's own log lines (and those of
+tornado and asyncio) are silenced unless ``-v``: the one-line error says what
+happened.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -16,10 +24,10 @@ from contextlib import contextmanager
 from importlib.metadata import version
 
 import daskloss
-from daskloss.config import SCHEDULER_ENV_VARS, load_settings
+from daskloss.config import SCHEDULER_ENV_VARS, load_settings, secret_values
 from daskloss.errors import ConfigError, DasklossError
 from daskloss.job import run_job
-from daskloss.policy import redact_url
+from daskloss.policy import Scrubber, redact_url
 from daskloss.report import format_table, render_json
 from daskloss.sample import write_sample
 
@@ -60,10 +68,12 @@ output: the JSON report (--format json, the default) or the summary table
 
 exit codes:
   0    success
-  2    bad config or command line
+  2    bad config or command line, a path outside $DASKLOSS_READ_ROOTS, a
+       report path that must not or cannot be written
   3    bad data: missing or non-numeric column, NaN (nan_policy = "error"),
-       unreadable or corrupt file, no files
-  4    runtime failure: scheduler unreachable, worker lost, unexpected error
+       unreadable, corrupt or irregular (FIFO, device) file, no files
+  4    runtime failure: scheduler unreachable, worker lost or stalled
+       (cluster.stall_timeout), unexpected error
   130  interrupted
 
 examples:
@@ -87,26 +97,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_CODES["usage"]
-    with _logging(args.verbose):
+    args.scrubber = Scrubber()
+    with _logging(args.verbose, args.scrubber):
         try:
             return args.run(args)
         except ConfigError as exc:
-            return _fail(str(exc), "usage", args.verbose)
+            return _fail(str(exc), "usage", args)
         except DasklossError as exc:
-            return _fail(str(exc), "data", args.verbose)
+            return _fail(str(exc), "data", args)
         except ConnectionError as exc:
-            return _fail(str(exc), "runtime", args.verbose)
+            return _fail(str(exc), "runtime", args)
         except KeyboardInterrupt:
-            return _fail("interrupted", "interrupted", args.verbose)
+            return _fail("interrupted", "interrupted", args)
         except Exception as exc:
             hint = "" if args.verbose else " (run with -v for the traceback)"
-            return _fail(f"{type(exc).__name__}: {exc}{hint}", "runtime", args.verbose)
+            return _fail(f"{type(exc).__name__}: {exc}{hint}", "runtime", args)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     settings = load_settings(
         args.config, overrides=args.set, scheduler=args.scheduler, output=args.output
     )
+    args.scrubber.add(secret_values(settings))
     report = run_job(settings, interactive=sys.stderr.isatty())
     table = format_table(report)
     if args.stdout_format == "json":
@@ -128,12 +140,43 @@ def _make_sample(args: argparse.Namespace) -> int:
     return EXIT_CODES["success"]
 
 
-def _fail(message: str, outcome: str, verbose: int) -> int:
+def _fail(message: str, outcome: str, args: argparse.Namespace) -> int:
     """Print a one-line error (the traceback too for a runtime error with -v)."""
-    print(f"daskloss: error: {' '.join(message.split())}", file=sys.stderr)
-    if outcome == "runtime" and verbose:
-        traceback.print_exc(file=sys.stderr)
+    line = _shown(" ".join(args.scrubber.scrub(message).split()))
+    print(f"daskloss: error: {line[:MAX_LINE]}", file=sys.stderr)
+    if outcome == "runtime" and args.verbose:
+        print(_shown(args.scrubber.scrub(traceback.format_exc())), end="", file=sys.stderr)
     return EXIT_CODES[outcome]
+
+
+#: The longest error line printed; longer ones are cut (words are cut first, see _shown).
+MAX_LINE = 4000
+#: A run of this many characters without a space is shown by its ends.
+_LONG_WORD = re.compile(r"(?<!\S)\S{201,}")  # from word starts only: linear
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _shown(text: str) -> str:
+    """``text`` safe to print: control characters escaped, very long words cut in the middle.
+
+    Error messages echo paths, column names and values as given; a terminal
+    escape sequence or a 50 MB name must not reach the terminal whole.
+
+    Examples
+    --------
+    >>> print(_shown("name a" + chr(27) + "[2J"))
+    name a\\x1b[2J
+    >>> shown = _shown("/d/" + "x" * 10_000)
+    >>> len(shown), shown[95:135]
+    (167, 'xxxxx...[9863 characters cut]...xxxxxxxx')
+    """
+    text = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    return _LONG_WORD.sub(_cut, text)
+
+
+def _cut(match: re.Match[str]) -> str:
+    word = match.group()
+    return f"{word[:100]}...[{len(word) - 140} characters cut]...{word[-40:]}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -227,20 +270,63 @@ def _positive(text: str) -> int:
     return value
 
 
+#: Loggers of the libraries under the job. Silent by default: a lost scheduler makes
+#: distributed log ERROR lines and tracebacks before the job's one-line error.
+_THEIRS = ("distributed", "tornado", "asyncio", "bokeh")
+
+
+class _ScrubbingFormatter(logging.Formatter):
+    """Log lines through the scrubber, control characters escaped, long words cut."""
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.scrubber = scrubber
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _shown(self.scrubber.scrub(super().format(record)))
+
+
 @contextmanager
-def _logging(verbosity: int) -> Iterator[None]:
-    """Log to stderr: WARNING by default, INFO with -v, DEBUG with -vv."""
+def _logging(verbosity: int, scrubber: Scrubber) -> Iterator[None]:
+    """Log to stderr: WARNING by default, INFO with -v, DEBUG with -vv.
+
+    The libraries' loggers: silent by default, WARNING with -v, DEBUG with
+    -vv, their lines scrubbed like ours.
+    """
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    theirs_level = (
+        logging.CRITICAL + 1 if verbosity == 0 else logging.WARNING if verbosity == 1 else level
+    )
+    formatter = _ScrubbingFormatter(scrubber)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    ours, theirs = logging.getLogger("daskloss"), logging.getLogger("distributed")
-    saved = ours.level, theirs.level
+    handler.setFormatter(formatter)
+    ours = logging.getLogger("daskloss")
+    saved = [(ours, ours.level, [])]
     ours.setLevel(level)
     ours.addHandler(handler)
-    theirs.setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
+    for logger in _their_loggers():
+        saved.append((logger, logger.level, [(h, h.formatter) for h in logger.handlers]))
+        logger.setLevel(theirs_level)
+        for their_handler in logger.handlers:
+            their_handler.setFormatter(formatter)
     try:
         yield
     finally:
         ours.removeHandler(handler)
-        ours.setLevel(saved[0])
-        theirs.setLevel(saved[1])
+        for logger, old_level, formatters in saved:
+            logger.setLevel(old_level)
+            for their_handler, old_formatter in formatters:
+                their_handler.setFormatter(old_formatter)
+
+
+def _their_loggers() -> list[logging.Logger]:
+    """The libraries' loggers that decide for themselves: each root, and any with a level."""
+    named = logging.root.manager.loggerDict
+    return [logging.getLogger(name) for name in _THEIRS] + [
+        logger
+        for name, logger in named.items()
+        if isinstance(logger, logging.Logger)
+        and name.split(".")[0] in _THEIRS
+        and "." in name
+        and (logger.level or logger.handlers)
+    ]

@@ -6,9 +6,11 @@ active. Three cases, from ``[cluster]`` settings:
 
 * ``address`` set: a Client to that running scheduler (``tcp://host:8786``).
   The job waits up to ``connect_timeout`` seconds for the scheduler and for a
-  first worker, and checks that the workers can import daskloss. Whatever
+  first worker, and checks that the workers can import daskloss (naming any
+  worker that does not answer in time, such as a paused one). Whatever
   listens at the address (an HTTP server, a silent or a chatty service), the
-  wait ends on time with a :class:`ConnectionError` that names the address.
+  wait ends on time with a :class:`ConnectionError` that names the address;
+  a port where nothing listens is reported as refused at once.
 * no address, ``n_workers`` set: a :class:`distributed.LocalCluster` of that
   many worker processes (``threads_per_worker`` threads each), closed at exit.
 * no address and no ``n_workers``: the embedded default, Dask's threaded
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import threading
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
@@ -35,7 +38,7 @@ from typing import Any, TypeVar
 
 import dask
 from distributed import Client, LocalCluster, Security
-from distributed.comm import CommClosedError, parse_address
+from distributed.comm import CommClosedError, parse_address, parse_host_port
 from distributed.comm import connect as open_comm
 
 import daskloss
@@ -72,10 +75,16 @@ class Connection:
         ``"threads"``, ``"local-cluster"`` or the scheduler's address.
     client : distributed.Client or None
         The Client (the default Client while connected); None for threads.
+    stall_timeout : float
+        Seconds a computation on the Client may go without a task finishing.
+    answer_timeout : float
+        Seconds the scheduler gets to answer a question (``connect_timeout``).
     """
 
     scheduler: str
     client: Client | None = None
+    stall_timeout: float = 300.0
+    answer_timeout: float = 30.0
 
 
 @contextmanager
@@ -96,9 +105,13 @@ def connect(settings: ClusterSettings) -> Iterator[Connection]:
     ...     connection.scheduler
     'threads'
     """
+    timeouts = {
+        "stall_timeout": settings.stall_timeout,
+        "answer_timeout": settings.connect_timeout,
+    }
     if settings.address:
         with _remote(settings) as client:
-            yield Connection(settings.address, client)
+            yield Connection(settings.address, client, **timeouts)
     elif settings.n_workers is not None:
         _LOG.info(
             "starting a LocalCluster of %d worker processes, %s threads each",
@@ -114,7 +127,7 @@ def connect(settings: ClusterSettings) -> Iterator[Connection]:
             ) as cluster,
             Client(cluster) as client,
         ):
-            yield Connection("local-cluster", client)
+            yield Connection("local-cluster", client, **timeouts)
     else:
         threads = settings.threads_per_worker or os.cpu_count() or 1
         _LOG.info("running on Dask's threaded scheduler with %d threads", threads)
@@ -134,13 +147,50 @@ def _remote(settings: ClusterSettings) -> Iterator[Client]:
     address = check_scheduler_address(address)
     _check_encryption(address, parse_address(address)[0], connection_args)
     _LOG.info("connecting to the Dask scheduler at %s", address)
+    _check_listening(address, timeout)
     _probe(address, timeout, connection_args)
     client = _client(address, timeout)
     try:
         _check_workers(client, address, timeout)
         yield client
     finally:
-        client.close()
+        _close(client, timeout)
+
+
+def _close(client: Client, timeout: float) -> None:
+    """Close the Client within ``timeout``, whatever state the cluster is in.
+
+    After a stall or a lost scheduler, closing can fail or time out; the
+    job's own error says what went wrong, so that of the close is only logged.
+    """
+    try:
+        client.close(timeout=timeout)
+    except Exception as exc:  # TimeoutError, CommClosedError...
+        _LOG.debug("closing the Client failed: %s: %s", type(exc).__name__, exc)
+
+
+def _check_listening(address: str, timeout: float) -> None:
+    """Report a TCP port where nothing listens at once, as refused.
+
+    distributed retries a refused connection until ``connect_timeout`` and
+    then says "Timed out"; the kernel's answer is final. Anything else (a
+    slow network, an unknown host) is left to the probe.
+    """
+    scheme, location = parse_address(address)
+    if scheme not in ("tcp", "tls"):
+        return
+    host, port = parse_host_port(location)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except ConnectionRefusedError as exc:
+        raise ConnectionError(
+            f"cannot connect to the Dask scheduler at {address}: connection refused (nothing "
+            f"listens on port {port} of {host}); check the address and port, and that the "
+            "scheduler is running"
+        ) from exc
+    except OSError:
+        return
 
 
 def _check_encryption(address: str, scheme: str, connection_args: dict[str, Any]) -> None:
@@ -272,15 +322,41 @@ def _check_workers(client: Client, address: str, timeout: float) -> None:
             f"the Dask scheduler at {address} has no worker after {timeout:g} s; "
             "start workers with: dask worker " + address
         ) from exc
-    try:
-        found = client.run(version, "daskloss")
-    except PackageNotFoundError as exc:
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    answers = client.sync(_versions, client, workers, timeout, callback_timeout=2 * timeout)
+    silent = [worker for worker, answer in answers.items() if isinstance(answer, TimeoutError)]
+    if silent:
+        raise ConnectionError(
+            f"worker(s) {', '.join(silent)} of the Dask scheduler at {address} did not answer "
+            f"within {timeout:g} s: paused, overloaded or cut off; restart or remove them"
+        )
+    failed = next((a for a in answers.values() if isinstance(a, BaseException)), None)
+    if isinstance(failed, PackageNotFoundError):
         raise ConnectionError(
             f"a worker of {address} cannot import daskloss; install daskloss (same version) "
             "in the workers' Python environment"
-        ) from exc
+        ) from failed
+    if failed is not None:
+        raise failed
+    found = {worker: answer[worker] for worker, answer in answers.items()}
     ours = daskloss.__version__
     differing = {worker: v for worker, v in found.items() if v != ours}
     if differing:
         _LOG.warning("workers run daskloss %s, this job runs %s", differing, ours)
     _LOG.info("connected: %d worker(s) at %s", len(found), address)
+
+
+async def _versions(client: Client, workers: list[str], timeout: float) -> dict[str, Any]:
+    """Each worker's daskloss version, or the exception it gave (TimeoutError: no answer).
+
+    Asked of each worker on its own, so that one that does not answer (a
+    paused process) can be named; each question has its own deadline.
+    """
+    questions = [
+        client.run(
+            version, "daskloss", workers=[worker], asynchronous=True, callback_timeout=timeout
+        )
+        for worker in workers
+    ]
+    answers = await asyncio.gather(*questions, return_exceptions=True)
+    return dict(zip(workers, answers, strict=True))

@@ -99,7 +99,8 @@ def evaluate(
         or False to merge every unit's statistics at once.
     read_roots : sequence of str, optional
         Directories or URL prefixes the files must lie under (see the
-        README's Reliability section).
+        README's Reliability section); None for no confinement, never an
+        empty list.
 
     Returns
     -------
@@ -125,7 +126,7 @@ def evaluate(
     if format is not None:
         check_choice("format", format, FILE_FORMATS)
     check_split_every(split_every)
-    roots = ReadRoots(tuple(read_roots)) if read_roots is not None else None
+    roots = ReadRoots.listing(read_roots) if read_roots is not None else None
     plan = plan_source(
         source, roles.columns, format=format, storage_options=storage_options, read_roots=roots
     )

@@ -1,15 +1,17 @@
 """The evaluation job: settings in, report out.
 
 :func:`run_job` strings the modules together in the one direction data
-flows: check that the report can be written (before any work), start or
-connect to the scheduler, evaluate, build the report and write it. It knows
-nothing of command lines or exit codes (see :mod:`daskloss.cli`).
+flows: check that the report can be written, and may be (before any work),
+start or connect to the scheduler, evaluate, build the report and write it.
+It knows nothing of command lines or exit codes (see :mod:`daskloss.cli`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import CancelledError
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +21,7 @@ from distributed.comm import CommClosedError
 
 from daskloss.cluster import connect
 from daskloss.config import Settings, redacted
+from daskloss.errors import ConfigError
 from daskloss.evaluate import evaluate
 from daskloss.policy import ReadRoots, redact_url
 from daskloss.progress import track_progress
@@ -65,8 +68,9 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
     """
     _LOG.info("settings: %s", redacted(settings))
     output = settings.output
+    roots = ReadRoots.from_environ()
     if output.path is not None:
-        check_output_path(output.path)
+        check_output_path(output.path, settings.dataset.path)
     started = datetime.now(UTC)
     clock = time.perf_counter()
     with (
@@ -83,7 +87,7 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
                 format=settings.dataset.format,
                 storage_options=settings.dataset.storage_options,
                 split_every=settings.evaluation.split_every,
-                read_roots=ReadRoots.from_environ().roots,
+                read_roots=roots.roots if roots.roots else None,
             )
         except _CLUSTER_FAILURES as exc:
             raise ConnectionError(
@@ -105,6 +109,27 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
         duration=duration,
     )
     if output.path is not None:
+        _check_not_read(output.path, result.files)
         write_report(report, output.path, output.storage_options)
         _LOG.info("report written to %s", redact_url(output.path))
     return report
+
+
+def _check_not_read(output: str, files: Sequence[str]) -> None:
+    """Refuse to write the report over a file the evaluation read.
+
+    :func:`check_output_path` refused, before the run, a report path the
+    dataset's path names; this catches one the listing reached another way
+    (a directory linked into the dataset), by comparing the files of the
+    same name.
+    """
+    if "://" in output:
+        return
+    name = os.path.basename(output)
+    real = os.path.realpath(output)
+    same = [f for f in files if os.path.basename(f) == name and os.path.realpath(f) == real]
+    if same:
+        raise ConfigError(
+            f"output path {output} is the data file {same[0]} of this run; no report was "
+            "written: write the report outside the dataset"
+        )

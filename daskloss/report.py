@@ -28,10 +28,12 @@ Python's shortest round-trip ``repr``, so a reader parsing them as float64
 gets back exactly the computed values.
 
 Writes are atomic for a local path: the report is written to a temporary
-file in the destination directory, flushed to disk, then renamed over the
-destination with :func:`os.replace`; a reader sees the old report or the new
-one, never a part, and a failure leaves the old one intact and no temporary
-file behind. For an fsspec URL the complete document is sent in one
+file in the destination directory (created then, with the mode the umask
+gives), flushed to disk, then renamed over the destination with
+:func:`os.replace`; a reader sees the old report or the new one, never a
+part, and a failure leaves the old one intact and no temporary file behind.
+Only a regular file is ever replaced: never a device, FIFO or link. For an
+fsspec URL the complete document is sent in one
 :meth:`~fsspec.AbstractFileSystem.pipe_file` call: on object stores (S3, GCS,
 Azure) an object is replaced whole when the upload completes, so readers
 never see a part; on other remote filesystems the guarantee is that of the
@@ -44,7 +46,8 @@ import json
 import math
 import os
 import platform
-import tempfile
+import secrets
+import stat
 from collections.abc import Mapping
 from datetime import datetime
 from importlib.metadata import version
@@ -57,7 +60,8 @@ import daskloss
 from daskloss.config import Settings, redacted, settings_digest
 from daskloss.errors import ConfigError
 from daskloss.evaluate import EvaluationResult
-from daskloss.policy import redact_url
+from daskloss.policy import file_kind, redact_text, redact_url
+from daskloss.sources.files import would_list
 
 __all__ = [
     "REPORT_VERSION",
@@ -175,35 +179,64 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def check_output_path(path: str) -> None:
-    """Fail before any work if a local report path cannot be written.
+def check_output_path(path: str, dataset: str | None = None) -> None:
+    """Fail before any work if the report cannot be written to ``path``, or must not be.
 
-    Creates the missing parent directories. Of a URL, only the scheme is
-    checked: that fsspec knows it and its package is installed.
+    Nothing is created here: missing directories are made when the report is
+    written, so a job that fails leaves none behind. Of a URL, the scheme is
+    checked (that fsspec knows it and its package is installed). A local
+    path must not name anything but a regular file (a device, a FIFO, a
+    link such as ``/proc/self/fd/1`` or a directory is never replaced), and
+    its nearest existing directory must be writable. With ``dataset`` (the
+    dataset's path), the report must not be one of its files, nor where the
+    next run would read it as data.
 
     Raises
     ------
     ConfigError
-        The path is a directory, or its directory cannot be created or written,
-        or the URL's scheme cannot be written to here.
+        Saying which of these is the matter.
     """
+    if dataset is not None and would_list(dataset, path):
+        raise ConfigError(
+            f"output path {redact_url(path)} is a file of the dataset {redact_url(dataset)}, or "
+            "where the next run would read it as data; write the report outside the dataset (or "
+            "under a name starting with '_' or '.', which listings skip)"
+        )
     if "://" in path and not path.startswith("file://"):
         _check_protocol(path)
         return
     local = fsspec.core.url_to_fs(path)[1]
-    if os.path.isdir(local):
+    try:
+        mode = os.lstat(local).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:  # a file where a directory should be, a name too long...
+        raise ConfigError(f"cannot write the report to {local}: {exc.strerror}") from None
+    if mode is not None and stat.S_ISDIR(mode):
         raise ConfigError(
             f"output path {local} is a directory; give a file name such as report.json"
         )
-    parent = os.path.dirname(local) or "."
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as exc:
+    if mode is not None and not stat.S_ISREG(mode):
         raise ConfigError(
-            f"cannot create the report's directory {parent}: {exc.strerror}"
-        ) from None
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"cannot write the report to {local}: directory {parent} is not writable")
+            f"output path {local} is {file_kind(mode)}, not a regular file; the report only "
+            "ever replaces a regular file: give the path of one, or of a new file"
+        )
+    _check_directory(local)
+
+
+def _check_directory(local: str) -> None:
+    """The nearest existing directory above ``local`` is one, and writable."""
+    existing = os.path.dirname(os.path.abspath(local))
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(
+            f"cannot create the report's directory for {local}: {existing} is not a directory"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write the report to {local}: directory {existing} is not writable"
+        )
 
 
 def _check_protocol(url: str) -> None:
@@ -241,30 +274,47 @@ def write_report(
             _replace_local(target, text)
         else:
             fs.pipe_file(target, text.encode())
-    except (OSError, ValueError, ImportError) as exc:
+    except Exception as exc:  # an object store's own errors too (botocore's, aiohttp's)
+        reason = redact_text(" ".join(f"{type(exc).__name__}: {exc}".split()))
         raise ConfigError(
-            f"cannot write the report to {redact_url(path)}: {exc}; the evaluation finished "
+            f"cannot write the report to {redact_url(path)}: {reason}; the evaluation finished "
             "but no report was written: fix output.path and run the job again"
         ) from exc
 
 
 def _replace_local(target: str, text: str) -> None:
-    """Temporary file in the same directory, fsync, then rename over ``target``."""
+    """Temporary file in the same directory, fsync, then rename over ``target``.
+
+    The directory is created if need be; the temporary file is created with
+    mode 0o666, so that the umask (and a default ACL) decide the report's mode.
+    A ``target`` that is not a regular file is refused, never replaced.
+    """
     directory = os.path.dirname(target) or "."
-    handle, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
-    )
+    os.makedirs(directory, exist_ok=True)
+    temporary = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    handle = os.open(temporary, flags, 0o666)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
+        _check_replaceable(target)
         os.replace(temporary, target)
     except BaseException:
         os.unlink(temporary)
         raise
     _sync_directory(directory)
+
+
+def _check_replaceable(target: str) -> None:
+    """Refuse to rename over anything but a regular file (it may have appeared since the check)."""
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise IsADirectoryError(0, f"{target} is {file_kind(mode)}, not a regular file")
 
 
 def _sync_directory(directory: str) -> None:

@@ -1,4 +1,5 @@
-"""Shared fixtures: the sample dataset, a local S3-compatible server, a Dask cluster."""
+"""Shared fixtures: the sample dataset, a local S3-compatible server, a Dask cluster;
+and a check over every test that no test secret reaches any output."""
 
 from __future__ import annotations
 
@@ -7,7 +8,36 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import dask_processes, free_port, sample_dataset
+from tests.helpers import (
+    S3_KEY,
+    S3_SECRET,
+    dask_processes,
+    free_port,
+    leaked_secrets,
+    sample_dataset,
+)
+
+#: tests/system/test_secrets.py runs the secrets check below on a test that leaks one.
+pytest_plugins = ("pytester",)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Fail a test whose captured stdout, stderr or log holds a test secret.
+
+    The secret itself is not shown: the report would print it.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    for section, content in report.sections:
+        if section.endswith(f" {report.when}") and leaked_secrets(content):
+            report.outcome = "failed"
+            report.longrepr = (
+                f"{item.nodeid}: a test secret (tests/helpers.py TEST_SECRETS) appeared in "
+                f"'{section}'"
+            )
+            report.sections = [(name, text) for name, text in report.sections if name != section]
+            break
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +71,8 @@ def s3_bucket(s3_server, request) -> dict:
     """A fresh bucket on the local server; yields its name and storage options."""
     s3fs = pytest.importorskip("s3fs")
     options = {
-        "key": "daskloss-test-key",
-        "secret": "daskloss-test-secret-do-not-leak",
+        "key": S3_KEY,
+        "secret": S3_SECRET,
         "client_kwargs": {"endpoint_url": s3_server, "region_name": "us-east-1"},
     }
     fs = s3fs.S3FileSystem(**options)

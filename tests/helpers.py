@@ -30,6 +30,45 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The sample dataset of the job tests: small, several files of unequal sizes.
 SAMPLE_ROWS, SAMPLE_FILES, SAMPLE_SEED = 3000, 3, 7
 
+#: Credentials of the local S3 server (moto accepts any).
+S3_KEY, S3_SECRET = "daskloss-test-key", "daskloss-test-secret-do-not-leak"
+#: Secrets of the redaction tests, each where a real one would be: a URL password
+#: holding "/", "#" and "?", a bearer token, an Azure connection string, the user
+#: information of an endpoint URL.
+URL_PASSWORD = "pa/ss#wo?rd-daskloss-url-secret"
+BEARER_TOKEN = "Bearer daskloss-bearer-secret"
+CONNECTION_STRING = (
+    "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=daskloss-azure-secret=="
+)
+ENDPOINT_PASSWORD = "daskloss-endpoint-secret"
+#: What no test may ever print: conftest.py fails any test whose captured output
+#: (stdout, stderr, logs) holds one; run_cli and run_daskloss check theirs.
+TEST_SECRETS = (
+    S3_KEY,
+    S3_SECRET,
+    URL_PASSWORD,
+    "daskloss-url-secret",
+    "daskloss-bearer-secret",
+    "daskloss-azure-secret",
+    ENDPOINT_PASSWORD,
+)
+
+
+def leaked_secrets(text: str) -> list[str]:
+    """The test secrets found in ``text`` (see :data:`TEST_SECRETS`)."""
+    return [secret for secret in TEST_SECRETS if secret in text]
+
+
+def secret_options(endpoint: str = "http://127.0.0.1:9") -> dict[str, Any]:
+    """Storage options holding a secret under every name the redaction must cover."""
+    user_info = endpoint.replace("://", f"://minio:{ENDPOINT_PASSWORD}@", 1)
+    return {
+        "anon": False,
+        "headers": {"Authorization": BEARER_TOKEN},
+        "connection_string": CONNECTION_STRING,
+        "client_kwargs": {"endpoint_url": user_info, "region_name": "us-east-1"},
+    }
+
 
 def sample_dataset(tmp_path_factory: Any) -> Path:
     """Write the job tests' sample dataset into a fresh temporary directory."""
@@ -84,11 +123,47 @@ class Run:
 
 
 def run_cli(argv: Sequence[str], capsys: Any) -> Run:
-    """Run ``daskloss argv`` in this process; capture its exit code and streams."""
+    """Run ``daskloss argv`` in this process; capture its exit code and streams.
+
+    Fails if a test secret was printed (the streams are the test's to read, so
+    the suite-wide check in conftest.py does not see them).
+    """
     capsys.readouterr()
     code = cli.main(list(argv))
     captured = capsys.readouterr()
-    return Run(code, captured.out, captured.err)
+    run = Run(code, captured.out, captured.err)
+    assert not leaked_secrets(run.out + run.err), "a test secret was printed"
+    return run
+
+
+def start_daskloss(argv: Sequence[str]) -> subprocess.Popen:
+    """Start ``daskloss argv`` as a process of its own, its stdout and stderr piped.
+
+    For what only a whole process shows: what libraries print on the real
+    stderr, and that it exits at all.
+    """
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    command = "import sys; from daskloss.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", command, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=environment,
+    )
+
+
+def run_daskloss(argv: Sequence[str], timeout: float) -> Run:
+    """Run ``daskloss argv`` in a process of its own, killed after ``timeout`` seconds."""
+    process = start_daskloss(argv)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+    run = Run(process.wait(), out, err)
+    assert not leaked_secrets(run.out + run.err), "a test secret was printed"
+    return run
 
 
 def prediction_frame(n: int = 3000, seed: int = 1) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from daskloss.config.schema import (
     Settings,
     parse_settings,
     redacted,
+    secret_values,
     settings_digest,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "load_settings",
     "parse_settings",
     "redacted",
+    "secret_values",
     "settings_digest",
 ]

@@ -23,6 +23,7 @@ from typing import Any
 
 from daskloss.config.schema import Settings, parse_settings
 from daskloss.errors import ConfigError
+from daskloss.policy import open_regular
 
 __all__ = ["SCHEDULER_ENV_VARS", "load_settings"]
 
@@ -83,16 +84,48 @@ def load_settings(
     return parse_settings(data, source=source, origins=origins)
 
 
+#: The largest config file read: a job config is a few hundred bytes.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _read_toml(source: str) -> dict[str, Any]:
+    """The TOML document in the regular file ``source`` (never a FIFO or a device)."""
     try:
-        with open(source, "rb") as handle:
-            return tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {source}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+        with open(open_regular(source), "rb") as handle:
+            text = handle.read(MAX_CONFIG_BYTES + 1)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(f"cannot read config file {source}: {reason}") from None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"cannot read config file {source}: it is larger than {MAX_CONFIG_BYTES} bytes; "
+            "a job config holds a few settings"
+        )
+    try:
+        return _toml(text.decode())
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: it is not UTF-8 text ({exc})") from None
+    except ValueError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+
+
+def _toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads``, with its other failures as ValueError naming them.
+
+    An integer of thousands of digits exceeds Python's limit on integer
+    conversion (a ValueError that is not a TOMLDecodeError); arrays or tables
+    nested hundreds deep exhaust the recursion limit.
+    """
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise
+    except RecursionError:
+        raise ValueError("values are nested too deeply") from None
+    except (
+        ValueError
+    ) as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ValueError(f"a value cannot be read: {str(exc).partition(':')[0]}") from None
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
@@ -102,12 +135,14 @@ def _parse_override(item: str) -> tuple[str, Any]:
     if not sep or not _KEY.fullmatch(key):
         raise ConfigError(
             f"--set expects KEY=VALUE with a dotted KEY such as columns.y_pred=prediction, "
-            f"got {item!r}"
+            f"got {_short.repr(item)}"
         )
     try:
-        return key, tomllib.loads(f"value = {text}")["value"]
+        return key, _toml(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return key, text
+    except ValueError as exc:
+        raise ConfigError(f"config key '{key}': {exc} (from --set {key})") from None
 
 
 def _assign(

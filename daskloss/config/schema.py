@@ -28,6 +28,7 @@ A job config is a TOML file with five tables (only ``[dataset]`` and
     n_workers = 2               # embedded only: a LocalCluster of worker processes
     threads_per_worker = 2      # embedded only: threads (per worker process)
     connect_timeout = 30        # seconds to reach the scheduler and find a worker
+    stall_timeout = 300         # seconds without a finished task before giving up
 
 Every value is checked up front, before any data is read: an unknown key, a
 wrong type or a missing required key is a one-line :class:`ConfigError`
@@ -59,7 +60,9 @@ from daskloss.policy import (
     SchedulerAddressError,
     check_scheduler_address,
     hide_secrets,
+    redact_text,
     redact_url,
+    removed_secrets,
 )
 
 __all__ = [
@@ -71,6 +74,7 @@ __all__ = [
     "Settings",
     "parse_settings",
     "redacted",
+    "secret_values",
     "settings_digest",
 ]
 
@@ -106,13 +110,28 @@ def _text(value: Any) -> str:
     return value
 
 
+def _path(value: Any) -> str:
+    if "\0" in _text(value):
+        raise _Invalid("expected a path without NUL characters")
+    return value
+
+
+def _output_path(value: Any) -> str:
+    if _path(value).lower().startswith("memory://"):
+        raise _Invalid(
+            "expected a place that outlives the job: memory:// keeps nothing once the job ends; "
+            "give a local path or an object-store URL"
+        )
+    return value
+
+
 def _address(value: Any) -> str:
     if not isinstance(value, str):
         raise _Invalid('expected a string ("" for the embedded default)')
     try:
         return check_scheduler_address(value)
     except SchedulerAddressError as exc:
-        raise _Invalid(f'{exc}; or "" for the embedded default', found=value) from None
+        raise _Invalid(f'{exc}; or "" for the embedded default', found=redact_url(value)) from None
 
 
 def _choice(*options: str) -> Check:
@@ -135,18 +154,42 @@ def _integer(minimum: int, maximum: int | None = None) -> Check:
     return check
 
 
+#: The longest wait a setting may ask for: a day. A wait is a deadline, never "forever".
+MAX_SECONDS = 86_400.0
+
+
 def _seconds(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Invalid("expected a number of seconds")
     if not (math.isfinite(value) and value > 0):
         raise _Invalid("expected a positive number of seconds")
+    if value > MAX_SECONDS:
+        raise _Invalid(f"expected a number of seconds up to {MAX_SECONDS:,.0f} (a day)")
     return float(value)
+
+
+#: Tables nested deeper than this in a config are refused (no fsspec option nests so deep).
+MAX_TABLE_DEPTH = 8
 
 
 def _table(value: Any) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise _Invalid("expected a table (e.g. {anon = true})")
+    if _too_deep(value, MAX_TABLE_DEPTH):
+        raise _Invalid(f"expected tables nested at most {MAX_TABLE_DEPTH} deep")
     return MappingProxyType(copy.deepcopy(value))
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether tables and lists nest more than ``limit`` deep in ``value`` (no recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _split_every(value: Any) -> int | bool:
@@ -170,7 +213,7 @@ def _metrics(value: Any) -> tuple[str, ...]:
 class DatasetSettings:
     """``[dataset]``: where the predictions are and how to read them."""
 
-    path: str = _setting(_text)
+    path: str = _setting(_path)
     format: str | None = _setting(_choice(*FILE_FORMATS), default=None)
     storage_options: Mapping[str, Any] = _secret_setting(_table, lambda: MappingProxyType({}))
 
@@ -197,7 +240,7 @@ class EvaluationSettings:
 class OutputSettings:
     """``[output]``: where the JSON report goes (nowhere when ``path`` is None)."""
 
-    path: str | None = _setting(_text, default=None)
+    path: str | None = _setting(_output_path, default=None)
     format: str = _setting(_choice("json"), default="json")
     storage_options: Mapping[str, Any] = _secret_setting(_table, lambda: MappingProxyType({}))
 
@@ -209,12 +252,17 @@ MAX_LOCAL_WORKERS = 1024
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """``[cluster]``: the embedded default (empty address) or a scheduler address."""
+    """``[cluster]``: the embedded default (empty address) or a scheduler address.
+
+    ``connect_timeout`` bounds the wait for the scheduler and a first worker;
+    ``stall_timeout`` the wait for the next task to finish on a cluster.
+    """
 
     address: str = _setting(_address, default="")
     n_workers: int | None = _setting(_integer(1, MAX_LOCAL_WORKERS), default=None)
     threads_per_worker: int | None = _setting(_integer(1, MAX_LOCAL_WORKERS), default=None)
     connect_timeout: float = _setting(_seconds, default=30.0)
+    stall_timeout: float = _setting(_seconds, default=300.0)
 
 
 @dataclass(frozen=True)
@@ -306,6 +354,8 @@ def _build(cls: type, table: Mapping[str, Any], section: str, where: _Where) -> 
                 values[name] = spec.metadata["check"](value)
             except _Invalid as exc:
                 found = value if exc.found is MISSING else exc.found
+                if isinstance(found, str):
+                    found = redact_text(found)
                 shown = type(found).__name__ if "secret" in spec.metadata else _short.repr(found)
                 raise ConfigError(f"config key '{key}': {exc}, got {shown} {where(key)}") from None
         elif spec.default is MISSING and spec.default_factory is MISSING:
@@ -372,6 +422,20 @@ def redacted(settings: Settings) -> dict[str, Any]:
         if data[section]["path"] is not None:
             data[section]["path"] = redact_url(data[section]["path"])
     return data
+
+
+def secret_values(settings: Settings) -> set[str]:
+    """The values :func:`redacted` hides: what must never be printed.
+
+    Examples
+    --------
+    >>> options = {"headers": {"Authorization": "Bearer t0k3n"}}
+    >>> s = parse_settings({"dataset": {"path": "ftp://u:pw12@h/", "storage_options": options},
+    ...                     "columns": {"y_true": "y", "y_pred": "p"}})
+    >>> sorted(secret_values(s))
+    ['Bearer t0k3n', 'pw12']
+    """
+    return removed_secrets(settings.to_dict(), redacted(settings))
 
 
 def settings_digest(settings: Settings) -> str:

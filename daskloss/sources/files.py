@@ -7,15 +7,20 @@ reads the first file's schema (a Parquet footer or a CSV header) and the
 footers of large Parquet files, and cuts the files into *pieces*: a whole
 file, or for a large Parquet file a run of its row groups (about
 ``PIECE_BYTES`` of decoded columns). Consecutive small files are grouped into
-one unit of up to ``BATCH_BYTES``; every other piece is a unit of its own.
-Nothing else is read here: the units read their rows where they run
-(:mod:`daskloss.sources.reader`).
+one unit of up to ``BATCH_BYTES`` on storage (no footer of a small file is
+read here: the unit sizes its reads by their decoded size where it runs);
+every other piece is a unit of its own. Only regular files are data: a
+directory listing skips anything else, and a FIFO, device or socket named
+by the path or matched by its glob is refused. Nothing else is read here:
+the units read their rows where they run (:mod:`daskloss.sources.reader`),
+checking the read roots again on each file they open.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -24,11 +29,11 @@ import fsspec
 
 from daskloss.errors import EmptyDatasetError, ReadError, SchemaError
 from daskloss.names import FILE_FORMATS, FileFormat, check_choice
-from daskloss.policy import ReadRoots
+from daskloss.policy import ReadRoots, redact_text
 from daskloss.sources.plan import Plan
 from daskloss.sources.reader import FileReader, FileUnit, Piece, is_local
 
-__all__ = ["BATCH_BYTES", "MIN_BATCHES", "PIECE_BYTES", "plan_files"]
+__all__ = ["BATCH_BYTES", "MIN_BATCHES", "PIECE_BYTES", "plan_files", "would_list"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -65,7 +70,7 @@ def plan_files(
         Passed to fsspec (credentials, endpoint_url...).
     read_roots : ReadRoots, optional
         Where the job may read: the path and every listed file are checked
-        before any file is opened.
+        before any file is opened, and each file again where it is read.
 
     Raises
     ------
@@ -94,9 +99,9 @@ def plan_files(
     )
     roots.check_files(names)
     chosen = format or _inferred_format(names, path)
-    reader = FileReader(fs, tuple(columns), chosen, format_given=format is not None)
+    reader = FileReader(fs, tuple(columns), chosen, format_given=format is not None, roots=roots)
     schema = reader.schema(names[0])
-    reader = FileReader(fs, tuple(columns), chosen, tuple(schema.types), format is not None)
+    reader = FileReader(fs, tuple(columns), chosen, tuple(schema.types), format is not None, roots)
     sized = [(piece, size) for name, size in files for piece in _pieces(reader, name, size)]
     units = tuple(FileUnit(reader, batch) for batch in _batches(sized))
     _LOG.debug(
@@ -169,9 +174,10 @@ def _batches(sized: list[tuple[Piece, int]]) -> list[tuple[Piece, ...]]:
 
 
 def _display(path: Any) -> str:
+    """The dataset path as messages show it: URL user information hidden."""
     if isinstance(path, (list, tuple)):
-        return ", ".join(map(os.fspath, path))
-    return os.fspath(path)
+        return ", ".join(redact_text(os.fspath(p)) for p in path)
+    return redact_text(os.fspath(path))
 
 
 def _list_files(
@@ -192,9 +198,11 @@ def _list_files(
                 listing = fs.find(root, detail=True)
                 found.update((f, info) for f, info in listing.items() if not _hidden(f, root))
             elif fs.exists(root):
-                found[root] = fs.info(root)
+                found[root] = _checked_info(fs, root)
+    except ReadError:
+        raise
     except (OSError, ValueError, ImportError) as exc:
-        raise ReadError(f"cannot list {_display(path)}: {exc}") from exc
+        raise ReadError(f"cannot list {_display(path)}: {redact_text(str(exc))}") from exc
     if not found:
         raise EmptyDatasetError(
             f"no data files found at {_display(path)}; check the path (directories are searched "
@@ -207,6 +215,20 @@ def _list_files(
         for f, info in found.items()
     )
     return fs, sorted(files)
+
+
+def _checked_info(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any]:
+    """A named file's details, refusing a local FIFO, device or socket (reading one can hang).
+
+    Directories are listed without such entries: only regular files are data.
+    """
+    info = fs.info(path)
+    if is_local(fs) and info.get("type") == "other":
+        raise ReadError(
+            f"{path} is not a regular file (a FIFO, device or socket); daskloss reads regular "
+            "files only: point dataset.path at data files"
+        )
+    return info
 
 
 def _local_files(
@@ -229,6 +251,52 @@ def _local_files(
             yield from _local_files(entry.path, seen)
         elif entry.is_file():
             yield entry.path, {"size": entry.stat().st_size}
+
+
+def would_list(dataset: str, path: str) -> bool:
+    """Whether listing ``dataset`` (a file, directory or glob) would find the file ``path``.
+
+    Both are local paths, or both URLs (then compared as written). A file
+    under a name starting with ``_`` or ``.`` is never listed. Used to keep a
+    report from overwriting an input, or from being read as data next time.
+
+    Examples
+    --------
+    >>> would_list("s3://b/preds/", "s3://b/preds/report.json")
+    True
+    >>> would_list("s3://b/preds/", "s3://b/preds/_report.json")
+    False
+    >>> would_list("/d/*.csv", "/d/r.json")
+    False
+    """
+    if ("://" in dataset) != ("://" in path):
+        return False
+    local = "://" not in dataset
+    names = {os.path.abspath(path), os.path.realpath(path)} if local else {path}
+    if fsspec.core.has_magic(dataset):
+        pattern = re.compile(
+            fsspec.utils.glob_translate(os.path.abspath(dataset) if local else dataset)
+        )
+        return any(
+            pattern.fullmatch(match)
+            and not _hidden(name, match)
+            and not _hidden_name(match.rstrip("/").rpartition("/")[2])
+            for name in names
+            for match in _ancestors(name)
+        )
+    root = os.path.realpath(dataset) if local else dataset
+    if local and not os.path.isdir(root):
+        return root in names
+    return any(
+        name == root or (name.startswith(root.rstrip("/") + "/") and not _hidden(name, root))
+        for name in names
+    )
+
+
+def _ancestors(path: str) -> list[str]:
+    """``path`` and each directory above it: "/a/b" -> ["/a/b", "/a", "/"]."""
+    parts = path.rstrip("/").split("/")
+    return ["/".join(parts[:end]) or "/" for end in range(len(parts), 0, -1)]
 
 
 def _hidden(file: str, root: str) -> bool:

@@ -2,21 +2,38 @@
 
 A :class:`FileUnit` is one task's work: one piece of a file (streamed in
 record batches, so only a row group's worth is in memory) or several small
-files (read whole and joined, so that ten thousand tiny files do not cost ten
-thousand kernel calls). Its :meth:`FileUnit.chunks` yields the needed columns
-as aligned float64 :class:`~daskloss.chunks.Chunk` objects, each tagged with
-the file it came from. Every file's columns are checked against the dataset's
-first file, so a dataset whose files disagree fails loudly instead of being
-cast silently; a piece too large for the memory a worker thread can spare is
-refused before it is read.
+files (read whole and joined up to ``JOIN_BYTES`` decoded, so that ten
+thousand tiny files do not cost ten thousand kernel calls). Its
+:meth:`FileUnit.chunks` yields the needed columns as aligned float64
+:class:`~daskloss.chunks.Chunk` objects, each tagged with the file it came
+from. Every file's columns are checked against the dataset's first file, so a
+dataset whose files disagree fails loudly instead of being cast silently; a
+piece too large for the memory a worker thread can spare is refused before it
+is read.
+
+Small files are batched by their size on storage, which says little about
+their size in memory (a file of constants compresses a thousandfold), so a
+unit sizes its work by the decoded size its files' footers give (rows times
+column widths) as it opens them: a file of at least a record batch
+(``BATCH_ROWS`` rows) is streamed a batch at a time like a large file, and
+smaller ones are joined, handed on whenever the next would pass
+``JOIN_BYTES``. CSV files are always streamed. Memory stays flat for any
+compression ratio.
+
+Files are opened on the worker through the read roots
+(:meth:`daskloss.policy.ReadRoots.open_local`): only a regular file inside
+them is read, and it is read through the very descriptor that was checked.
+Each Parquet row group's row count is checked against its columns' value
+counts in the footer and against the rows decoded.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
@@ -26,18 +43,24 @@ import pyarrow.parquet as pq
 
 from daskloss.chunks import Chunk
 from daskloss.columns import chunks_of_columns
-from daskloss.errors import DataError, ReadError, SchemaError
+from daskloss.errors import DasklossError, DataError, ReadError, SchemaError
 from daskloss.names import FileFormat
+from daskloss.policy import ReadRoots, redact_text
 
-__all__ = ["BATCH_ROWS", "FileReader", "FileUnit", "Piece", "memory_budget"]
+__all__ = ["BATCH_ROWS", "JOIN_BYTES", "FileReader", "FileUnit", "Piece", "memory_budget"]
 
 #: Rows per record batch when a Parquet piece is streamed.
 BATCH_ROWS = 1 << 17
+#: Decoded bytes of small files a unit joins before handing them on (one kernel call).
+#: 10,000 files of 10,000 rows make units of about 25 MB, joined whole as before.
+JOIN_BYTES = 64 * 2**20
 #: Bytes of a local Parquet column chunk read at a time (measured as fast as
 #: reading whole chunks, 0.74 s against 0.79 s for 100M rows in 64 files).
 STREAM_BUFFER_BYTES = 256 * 2**10
-_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".xz")
 _PARQUET_MAGIC = b"PAR1"
+#: What a low-level error in reading a file may be (a corrupt footer can even
+#: give a UnicodeDecodeError); each becomes a ReadError naming the file.
+_READ_FAILURES = (pa.ArrowException, OSError, EOFError, ValueError, IndexError)
 
 
 @dataclass(frozen=True)
@@ -60,7 +83,8 @@ class FileReader:
 
     ``types`` are the needed columns' types in the dataset's first file (None
     while that file is being opened); ``format_given`` says whether the user
-    named the format, so that an error can suggest naming it.
+    named the format, so that an error can suggest naming it; ``roots`` are
+    the read roots, checked again on the file opened wherever it is read.
     """
 
     fs: fsspec.AbstractFileSystem
@@ -68,6 +92,7 @@ class FileReader:
     format: FileFormat
     types: tuple[pa.DataType, ...] | None = None
     format_given: bool = True
+    roots: ReadRoots = field(default_factory=ReadRoots)
 
     @functools.cached_property
     def local(self) -> bool:
@@ -97,84 +122,66 @@ class FileReader:
         """Bytes the needed columns of ``rows`` rows take once decoded (8 per value)."""
         return rows * 8 * len(self.columns)
 
-    def read(self, piece: Piece, budget: int | None = None) -> pa.Table:
-        """The needed columns of one piece as one table, checked.
-
-        ``budget``: the bytes it may take (by default, what a worker thread can spare).
-        """
-        if self.format == "csv":
-            with self._open(piece.path) as handle:
-                _check_fits(piece, self._csv_bytes(piece.path), budget)
-                return self._read_csv(handle, piece.path)
-        with self._open(piece.path) as handle:
-            # The schema is checked on the table read (converting the file's
-            # whole schema to Arrow first cost 10% of a 10,000-row file).
-            parquet = self._checked_parquet(handle, piece, budget=budget, check_schema=False)
-            try:
-                table = parquet.read_row_groups(
-                    self._row_groups(parquet, piece), columns=list(self.columns), use_threads=False
-                )
-            except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
-                self._checked_schema(parquet, piece.path)
-                raise self._corrupt(piece.path, exc) from exc
-            if not table.schema.equals(self.expected_schema):
-                self._checked_schema(parquet, piece.path)  # raises if a column is wrong
-            return table
-
     def iter_batches(self, piece: Piece) -> Iterator[pa.RecordBatch]:
         """The needed columns of one piece, checked, as record batches.
 
         A Parquet piece streams ``BATCH_ROWS`` rows at a time, so it is never
-        in memory whole; a CSV file is read whole (its size is checked first).
+        in memory whole; so does a CSV file, a block of text at a time.
         """
         if self.format == "csv":
-            yield from self.read(piece).to_batches()
+            yield from self._csv_batches(piece.path)
             return
         with self._open(piece.path) as handle:
-            parquet = self._checked_parquet(handle, piece, whole=False)
-            try:
-                yield from parquet.iter_batches(
-                    batch_size=BATCH_ROWS,
-                    row_groups=self._row_groups(parquet, piece),
-                    columns=list(self.columns),
-                    use_threads=False,
-                )
-            except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
-                raise self._corrupt(piece.path, exc) from exc
+            yield from self.opened(handle, piece).batches()
 
-    def _checked_parquet(
-        self,
-        handle: Any,
-        piece: Piece,
-        whole: bool = True,
-        budget: int | None = None,
-        check_schema: bool = True,
-    ) -> pq.ParquetFile:
-        """An open Parquet file whose columns are checked and whose piece fits in memory.
+    def opened(self, handle: Any, piece: Piece) -> OpenParquet:
+        """A Parquet piece in the open file ``handle``: its footer read and checked.
 
-        ``whole``: the piece is read whole, else streamed a row group at a time.
+        Each row group's row count must equal every needed column's count of
+        values, and the file's the sum of its row groups': a footer whose row
+        count was altered would otherwise make pyarrow decode that many rows
+        and drop the others silently. (About 4 us a file.)
         """
         parquet = self._parquet(handle, piece.path)
-        if check_schema:
-            self._checked_schema(parquet, piece.path)
-        metadata = parquet.metadata
-        if whole and piece.row_groups is None:
-            needed = self.decoded_bytes(metadata.num_rows)
-        else:
-            sizes = [
-                self.decoded_bytes(metadata.row_group(i).num_rows)
-                for i in self._row_groups(parquet, piece)
-            ]
-            needed = sum(sizes) if whole else max(sizes, default=0)
-        _check_fits(piece, needed, budget)
-        return parquet
-
-    @staticmethod
-    def _row_groups(parquet: pq.ParquetFile, piece: Piece) -> list[int]:
-        return list(piece.row_groups or range(parquet.metadata.num_row_groups))
+        try:
+            metadata = parquet.metadata
+            groups = piece.row_groups or range(metadata.num_row_groups)
+            try:
+                indices = [parquet.reader.column_name_idx(name) for name in self.columns]
+            except KeyError:  # a column is missing: the schema's check names it
+                indices = []
+            rows = []
+            for group in groups:
+                row_group = metadata.row_group(group)
+                rows.append(row_group.num_rows)
+                for name, index in zip(self.columns, indices, strict=False):
+                    values = row_group.column(index).num_values
+                    if values != rows[-1]:
+                        raise self._corrupt(
+                            piece.path,
+                            f"its footer says row group {group} has {rows[-1]} rows but column "
+                            f"{name!r} has {values} values",
+                        )
+            if piece.row_groups is None and sum(rows) != metadata.num_rows:
+                raise self._corrupt(
+                    piece.path,
+                    f"its footer says it has {metadata.num_rows} rows but its row groups "
+                    f"have {sum(rows)}",
+                )
+        except DasklossError:
+            raise
+        except _READ_FAILURES as exc:
+            raise self._corrupt(piece.path, exc) from exc
+        return OpenParquet(self, piece, parquet, list(groups), rows, self.decoded_bytes(sum(rows)))
 
     def _open(self, path: str) -> Any:
-        """A file to read: for local Parquet pyarrow's own file, else fsspec's file.
+        """A file to read: for local Parquet pyarrow's own file, else a Python file.
+
+        Compressed CSV is not decompressed here: see :func:`_decompressed`.
+
+        A local file is opened through the read roots (a regular file, inside
+        them once open) and read through that same descriptor; a remote one is
+        checked against the roots by its URL.
 
         fsspec's Python file object cost about 30% of a local run (measured:
         1.19 s against 0.83 s for 100M rows in 64 files). A memory map was as
@@ -183,14 +190,15 @@ class FileReader:
         small files serialised the threads (10,000 files: 3.4 s against 3.1 s).
         """
         try:
-            if self.format == "parquet" and self.local:
-                return pa.OSFile(path, "r")
-            handle = self.fs.open(path, "rb", compression="infer")
-            if path.lower().endswith(".zst") and fsspec.utils.infer_compression(path) is None:
-                return pa.CompressedInputStream(handle, "zstd")  # fsspec needs zstandard
-            return handle
-        except (FileNotFoundError, PermissionError, IsADirectoryError, OSError) as exc:
-            raise ReadError(f"cannot open {path}: {exc}") from exc
+            if self.local:
+                descriptor = self.roots.open_local(path)
+                if self.format == "parquet":
+                    return _arrow_file(descriptor)
+                return os.fdopen(descriptor, "rb")
+            self.roots.check_files([path])
+            return self.fs.open(path, "rb")
+        except OSError as exc:
+            raise ReadError(f"cannot open {path}: {exc.strerror or exc}") from exc
 
     def _parquet(self, handle: Any, path: str) -> pq.ParquetFile:
         """An open Parquet file, its pages' checksums verified as they are read.
@@ -209,46 +217,49 @@ class FileReader:
                     page_checksum_verification=True,
                 )
             return pq.ParquetFile(handle, pre_buffer=True, page_checksum_verification=True)
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
+        except _READ_FAILURES as exc:
             raise self._corrupt(path, exc) from exc
 
     def _checked_schema(self, parquet: pq.ParquetFile, path: str) -> pa.Schema:
         """The needed columns' schema in a Parquet file, after checking them."""
-        found = parquet.schema_arrow
+        try:
+            found = parquet.schema_arrow
+        except _READ_FAILURES as exc:  # a corrupt footer: even a UnicodeDecodeError
+            raise self._corrupt(path, exc) from exc
         self._check_names(found.names, path)
         schema = pa.schema([found.field(name) for name in self.columns])
         if self.types is None or tuple(schema.types) != self.types:  # else checked already
             self._check_types(schema, path)
         return schema
 
-    def _csv_bytes(self, path: str) -> int:
-        """A CSV file's float64 table is at most as large as its text; 4x for compressed."""
-        size = int(self.fs.size(path) or 0)
-        return size * 4 if path.lower().endswith(_COMPRESSED_SUFFIXES) else size
-
-    def _read_csv(self, handle: Any, path: str) -> pa.Table:
+    def _csv_batches(self, path: str) -> Iterator[pa.RecordBatch]:
+        """A CSV file's needed columns, parsed as float64 a block of text at a time."""
         self._check_csv_header(path)
         options = pacsv.ConvertOptions(
             include_columns=list(self.columns),
             column_types={name: pa.float64() for name in self.columns},
         )
-        try:
-            return pacsv.read_csv(
-                handle, read_options=pacsv.ReadOptions(use_threads=False), convert_options=options
-            )
-        except pa.ArrowInvalid as exc:
-            if "conversion error" not in str(exc).lower():
+        with self._open(path) as raw, _decompressed(raw, path) as handle:
+            try:
+                reader = pacsv.open_csv(
+                    handle,
+                    read_options=pacsv.ReadOptions(use_threads=False),
+                    convert_options=options,
+                )
+                yield from reader
+            except pa.ArrowInvalid as exc:
+                if "conversion error" not in str(exc).lower():
+                    raise self._corrupt(path, exc) from exc
+                raise SchemaError(
+                    f"CSV file {path} has a value that is not a number in one of the columns "
+                    f"{list(self.columns)}: {_without_content(exc)}; fix the file or leave it out"
+                ) from exc
+            except (OSError, EOFError, UnicodeDecodeError) as exc:
                 raise self._corrupt(path, exc) from exc
-            raise SchemaError(
-                f"CSV file {path} has a value that is not a number in one of the columns "
-                f"{list(self.columns)}: {exc}; fix the file or leave it out"
-            ) from exc
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
-            raise self._corrupt(path, exc) from exc
 
     def _check_csv_header(self, path: str) -> None:
         """Each needed column once in a CSV file's header (pyarrow would take the first)."""
-        with self._open(path) as handle:
+        with self._open(path) as raw, _decompressed(raw, path) as handle:
             try:
                 reader = pacsv.open_csv(handle, read_options=pacsv.ReadOptions(use_threads=False))
                 names = reader.schema.names
@@ -285,7 +296,7 @@ class FileReader:
                     f"file has {self.types[index]}; rewrite the files with one schema"
                 )
 
-    def _corrupt(self, path: str, exc: BaseException) -> ReadError:
+    def _corrupt(self, path: str, exc: BaseException | str) -> ReadError:
         """The error for a file that cannot be parsed, with a hint when the format is in doubt."""
         hint = "the file may be truncated or corrupt: rewrite it or remove it from the dataset"
         if self.format == "parquet" and not self.format_given and not self._starts_as_parquet(path):
@@ -294,14 +305,73 @@ class FileReader:
                 'the format (dataset.format = "csv", or format="csv"), else the file may be '
                 "truncated or corrupt: rewrite it or remove it from the dataset"
             )
-        return ReadError(f"cannot read {self.format} file {path}: {exc}; {hint}")
+        return ReadError(f"cannot read {self.format} file {path}: {_without_content(exc)}; {hint}")
 
     def _starts_as_parquet(self, path: str) -> bool:
         try:
-            with self.fs.open(path, "rb") as handle:
+            with self._open(path) as handle:
                 return handle.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC
         except OSError:
             return True  # unknown: say nothing about the format
+
+
+@dataclass(slots=True)
+class OpenParquet:
+    """A piece of an open Parquet file whose footer was checked: its row groups, their
+    rows, and the bytes the needed columns take once decoded. Made per file: not frozen,
+    which costs microseconds."""
+
+    reader: FileReader
+    piece: Piece
+    file: pq.ParquetFile
+    row_groups: list[int]
+    rows: list[int]
+    decoded: int
+
+    def read(self, budget: int | None = None) -> pa.Table:
+        """The piece read whole, once it is known to fit ``budget``."""
+        reader, piece = self.reader, self.piece
+        _check_fits(piece, self.decoded, budget)
+        try:
+            # The schema is checked on the table read (converting the file's
+            # whole schema to Arrow first cost 10% of a 10,000-row file).
+            table = self.file.read_row_groups(
+                self.row_groups, columns=list(reader.columns), use_threads=False
+            )
+        except _READ_FAILURES as exc:
+            reader._checked_schema(self.file, piece.path)
+            raise reader._corrupt(piece.path, exc) from exc
+        if not table.schema.equals(reader.expected_schema):
+            reader._checked_schema(self.file, piece.path)  # raises if a column is wrong
+        self._check_decoded(table.num_rows)
+        return table
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The piece a record batch at a time, once its largest row group is known to fit."""
+        reader, piece = self.reader, self.piece
+        reader._checked_schema(self.file, piece.path)
+        _check_fits(piece, reader.decoded_bytes(max(self.rows, default=0)))
+        decoded = 0
+        try:
+            for batch in self.file.iter_batches(
+                batch_size=BATCH_ROWS,
+                row_groups=self.row_groups,
+                columns=list(reader.columns),
+                use_threads=False,
+            ):
+                decoded += batch.num_rows
+                yield batch
+        except _READ_FAILURES as exc:
+            raise reader._corrupt(piece.path, exc) from exc
+        self._check_decoded(decoded)
+
+    def _check_decoded(self, decoded: int) -> None:
+        """The rows decoded are the rows the footer counts."""
+        if decoded != sum(self.rows):
+            raise self.reader._corrupt(
+                self.piece.path,
+                f"{decoded} rows were decoded where its footer counts {sum(self.rows)}",
+            )
 
 
 @dataclass(frozen=True)
@@ -313,24 +383,81 @@ class FileUnit:
 
     def chunks(self) -> Iterator[Chunk]:
         """The pieces' needed columns as aligned float64 chunks, in row order."""
+        reader = self.reader
         if len(self.pieces) == 1:
             piece = self.pieces[0]
-            for batch in self.reader.iter_batches(piece):
-                yield from _chunks_of(batch, self.reader.columns, [(str(piece), batch.num_rows)])
+            for batch in reader.iter_batches(piece):
+                yield from _chunks_of(batch, reader.columns, [(str(piece), batch.num_rows)])
             return
-        budget = memory_budget()
-        tables = []
-        for piece in self.pieces:  # all held at once: their sizes count against one budget
-            tables.append(self.reader.read(piece, budget))
-            budget -= tables[-1].nbytes
-        joined = pa.concat_tables(tables).combine_chunks()
-        origins = [
-            (str(piece), table.num_rows) for piece, table in zip(self.pieces, tables, strict=True)
-        ]
-        yield from _chunks_of(joined, self.reader.columns, origins)
+        joined = _Joined(reader.columns, memory_budget())
+        for piece in self.pieces:
+            if reader.format == "csv":
+                for batch in reader.iter_batches(piece):
+                    yield from joined.add(piece, batch)
+                continue
+            with reader._open(piece.path) as handle:
+                part = reader.opened(handle, piece)
+                if part.decoded >= reader.decoded_bytes(BATCH_ROWS):  # large enough alone
+                    for batch in part.batches():
+                        yield from joined.add(piece, batch)
+                    continue
+                yield from joined.make_room(part.decoded)
+                yield from joined.add(piece, part.read(joined.room))
+        yield from joined.flush()
 
     def __str__(self) -> str:
         return ", ".join(map(str, self.pieces))
+
+
+class _Joined:
+    """Small tables of a unit's files, held to be joined (one kernel call) up to ``JOIN_BYTES``.
+
+    The tables held and the next one read must fit the budget together
+    (``room``): what is held is in memory at once. Data of ``BATCH_ROWS``
+    rows or more is large enough for a kernel call of its own: it is handed
+    on at once, never held.
+    """
+
+    def __init__(self, columns: tuple[str, ...], budget: int) -> None:
+        self.columns = columns
+        self.budget = budget
+        self.held: list[tuple[Piece, pa.Table | pa.RecordBatch]] = []
+        self.held_bytes = 0
+
+    @property
+    def room(self) -> int:
+        """Bytes the next table read may take."""
+        return self.budget - self.held_bytes
+
+    def make_room(self, size: int) -> Iterator[Chunk]:
+        """Hand on what is held if ``size`` more bytes would pass ``JOIN_BYTES``."""
+        if self.held and self.held_bytes + size > JOIN_BYTES:
+            yield from self.flush()
+
+    def add(self, piece: Piece, data: pa.Table | pa.RecordBatch) -> Iterator[Chunk]:
+        """Hold ``data`` (rows of ``piece``), or hand it on if it is large enough alone."""
+        if data.num_rows >= BATCH_ROWS:
+            yield from self.flush()
+            yield from _chunks_of(data, self.columns, [(str(piece), data.num_rows)])
+            return
+        size = 8 * len(self.columns) * data.num_rows  # as decoded_bytes (nbytes costs 4 us)
+        yield from self.make_room(size)
+        self.held.append((piece, data))
+        self.held_bytes += size
+
+    def flush(self) -> Iterator[Chunk]:
+        """The held rows as chunks, joined; nothing is held after."""
+        if not self.held:
+            return
+        tables = [
+            pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+            for _, data in self.held
+        ]
+        origins = [(str(piece), data.num_rows) for piece, data in self.held]
+        self.held, self.held_bytes = [], 0
+        joined = pa.concat_tables(tables).combine_chunks()
+        del tables
+        yield from _chunks_of(joined, self.columns, origins)
 
 
 def _chunks_of(
@@ -339,6 +466,48 @@ def _chunks_of(
     where = origins[0][0] if len(origins) == 1 else ""
     values = {name: data.column(name) for name in columns}
     yield from chunks_of_columns(values, origins, where=f" in {where}" if where else "")
+
+
+#: Where this process's open descriptors can be opened again: opening ``N`` there
+#: opens the very file descriptor N has open, whatever its path names by now.
+_DESCRIPTORS = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+
+def _arrow_file(descriptor: int) -> pa.OSFile:
+    """pyarrow's own file on the file ``descriptor`` has open; the descriptor is closed.
+
+    pyarrow cannot take a descriptor, and a Python file around it cost 30%
+    (see :meth:`FileReader._open`); this costs about 5 us a file.
+    """
+    try:
+        return pa.OSFile(f"{_DESCRIPTORS}/{descriptor}")
+    finally:
+        os.close(descriptor)
+
+
+def _decompressed(handle: Any, path: str) -> Any:
+    """``handle`` decompressed as the name's suffix says (``.gz``, ``.zst``...).
+
+    Closing the result may leave ``handle`` open: close both.
+    """
+    compression = fsspec.utils.infer_compression(path)
+    if compression is not None:
+        return fsspec.compression.compr[compression](handle, mode="rb")
+    if path.lower().endswith(".zst"):  # fsspec needs the zstandard package; pyarrow does not
+        return pa.CompressedInputStream(handle, "zstd")
+    return handle
+
+
+#: A CSV error's text from where it quotes the file: the cell or the row.
+_QUOTED = re.compile(r"(invalid value|Expected \d+ columns?, got \d+)[: ].*", re.DOTALL)
+
+
+def _without_content(exc: BaseException) -> str:
+    """An error's text without what it quotes of the file (a cell, a row), URLs redacted.
+
+    A file read by mistake must not leak into an error line (and a log).
+    """
+    return redact_text(_QUOTED.sub(r"\1", str(exc)))
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -316,3 +317,53 @@ def test_credentials_never_reach_the_report_or_logs(sample, s3_bucket, tmp_path,
     for secret in (options["secret"], options["key"]):
         assert secret not in written and secret not in run.out and secret not in run.err
     assert json.loads(written)["count"] == SAMPLE_ROWS
+
+
+def test_a_fifo_as_the_config_exits_2_at_once(tmp_path, capsys):
+    """A FIFO as the config file: exit 2 at once, not a read blocked forever."""
+    os.mkfifo(tmp_path / "job.toml")
+    run = run_cli(["evaluate", str(tmp_path / "job.toml")], capsys)
+    assert run.code == 2 and "is a FIFO (named pipe), not a regular file" in run.err
+
+
+def test_read_roots_naming_nothing_exit_2(config, monkeypatch, capsys):
+    """DASKLOSS_READ_ROOTS="," is a config error, not confinement switched off."""
+    monkeypatch.setenv("DASKLOSS_READ_ROOTS", ",")
+    run = run_cli(["evaluate", str(config)], capsys)
+    assert run.code == 2 and "lists no directory" in run.err
+
+
+def test_a_report_inside_the_dataset_exits_2_before_any_work(sample, tmp_path, capsys):
+    """--output into the dataset directory (or over an input) is refused up front: exit 2."""
+    data = _copy(sample, tmp_path)
+    config = write_config(tmp_path / "job.toml", job_config(data, tmp_path / "r.json"))
+    for target in (data / "report.json", next(data.iterdir())):
+        run = run_cli(["evaluate", str(config), "--output", str(target)], capsys)
+        assert run.code == 2 and "where the next run would read it as data" in run.err
+    assert sorted(p.name for p in data.iterdir()) == sorted(p.name for p in sample.iterdir())
+
+
+def test_a_failed_job_creates_no_output_directory(config, tmp_path, capsys):
+    """The report's missing directories are made when it is written: not by a job that fails."""
+    target = tmp_path / "runs" / "today" / "r.json"
+    argv = ["evaluate", str(config), "--output", str(target), "--set", "columns.y_pred=nope"]
+    assert run_cli(argv, capsys).code == 3
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("key", ["columns.y_pred", "dataset.path"])
+def test_a_50_mb_name_is_not_echoed_whole(config, tmp_path, capsys, key):
+    """A 50 MB column name or path in an error is shown by its ends, on one short line."""
+    huge = "x" * 50_000_000
+    value = huge if key.startswith("columns") else f"{tmp_path}/{huge}"
+    run = run_cli(["evaluate", str(config), "--set", f"{key}={value}"], capsys)
+    assert run.code == 3, run.err[:300]
+    assert len(run.err) < 5000 and len(run.err.strip().splitlines()) == 1
+    assert "characters cut" in run.err
+
+
+def test_a_config_file_larger_than_a_megabyte_is_refused(tmp_path, capsys):
+    """A config of megabytes (a data file given by mistake) is refused before it is parsed."""
+    (tmp_path / "big.toml").write_text("# " + "x" * 2**20 + "\n")
+    run = run_cli(["evaluate", str(tmp_path / "big.toml")], capsys)
+    assert run.code == 2 and "it is larger than 1048576 bytes" in run.err

@@ -262,3 +262,14 @@ def test_a_worker_address_is_not_a_scheduler(scheduler_address):
     with pytest.raises(ConnectionError, match="a Dask Worker answers there, not a scheduler"):
         with connect(ClusterSettings(address=worker, connect_timeout=5.0)):
             pass
+
+
+def test_a_refused_port_is_reported_as_refused_at_once():
+    """Nothing listening: "connection refused" within seconds, not "Timed out" after 30 s."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="connection refused") as caught:
+        with connect(ClusterSettings(address=address, connect_timeout=30.0)):
+            pass
+    assert time.monotonic() - started < 10 and "Timed out" not in str(caught.value)
+    assert f"cannot connect to the Dask scheduler at {address}" in str(caught.value)

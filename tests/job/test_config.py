@@ -326,3 +326,64 @@ def test_digest_ignores_key_order_and_secrets():
     second = parse_settings(_with("dataset", storage_options={"anon": False, "secret": "b"}))
     assert settings_digest(first) == settings_digest(second)
     assert settings_digest(first) != settings_digest(parse_settings(MINIMAL))
+
+
+def test_a_fifo_as_the_config_file_is_refused_at_once(tmp_path):
+    """A FIFO given as the config would block the read forever: refused before it is opened."""
+    os.mkfifo(tmp_path / "job.toml")
+    with pytest.raises(ConfigError, match=r"job\.toml: it is a FIFO \(named pipe\)"):
+        load_settings(tmp_path / "job.toml", environ={})
+
+
+@pytest.mark.parametrize("section", ["dataset", "output"])
+def test_a_nul_character_in_a_path_is_a_config_error(section):
+    """A path holding NUL cannot name a file: refused up front, not a ValueError later."""
+    message = _error(_with(section, path="/data/a\0b"))
+    assert f"config key '{section}.path': expected a path without NUL characters" in message
+
+
+def test_an_integer_of_thousands_of_digits_is_a_config_error(tmp_path):
+    """A 5,000-digit integer (past Python's conversion limit) is a config error: --set or file."""
+    digits = "9" * 5000
+    with pytest.raises(ConfigError, match=r"'cluster.n_workers': a value cannot be read") as caught:
+        load_settings(_config_file(tmp_path), overrides=[f"cluster.n_workers={digits}"], environ={})
+    assert digits not in str(caught.value)
+    (tmp_path / "big.toml").write_text(f"[cluster]\nn_workers = {digits}\n")
+    with pytest.raises(ConfigError, match=r"big\.toml is not valid TOML: a value cannot be read"):
+        load_settings(tmp_path / "big.toml", environ={})
+
+
+def test_toml_nested_hundreds_deep_is_a_config_error(tmp_path):
+    """Arrays or tables nested 500 deep (a RecursionError) are a config error."""
+    (tmp_path / "deep.toml").write_text("[evaluation]\nmetrics = " + "[" * 500 + "]" * 500 + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.toml is not valid TOML: .*nested too deeply"):
+        load_settings(tmp_path / "deep.toml", environ={})
+    table = "{a = " * 500 + "1" + "}" * 500
+    with pytest.raises(ConfigError, match=r"'dataset\.storage_options': values are nested too"):
+        load_settings(
+            _config_file(tmp_path), overrides=[f"dataset.storage_options={table}"], environ={}
+        )
+    nested: object = 1
+    for _ in range(20):
+        nested = {"a": nested}
+    message = _error(_with("dataset", storage_options=nested))
+    assert "expected tables nested at most 8 deep" in message
+
+
+@pytest.mark.parametrize("key", ["connect_timeout", "stall_timeout"])
+@pytest.mark.parametrize("value", [1e308, 86_401, 0, -1])
+def test_waits_are_bounded(key, value):
+    """A wait is a deadline of at most a day: 1e308 seconds (forever) is refused."""
+    assert f"config key 'cluster.{key}': expected a " in _error(_with("cluster", **{key: value}))
+
+
+def test_stall_timeout_defaults_to_five_minutes():
+    """cluster.stall_timeout is 300 s unless set."""
+    assert parse_settings(MINIMAL).cluster.stall_timeout == 300.0
+    assert parse_settings(_with("cluster", stall_timeout=86_400)).cluster.stall_timeout == 86_400
+
+
+def test_a_report_in_memory_is_refused():
+    """output.path = memory://... keeps nothing once the job ends: a config error."""
+    message = _error(_with("output", path="memory://reports/r.json"))
+    assert "config key 'output.path': expected a place that outlives the job" in message

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
+import time
 from datetime import UTC, datetime, timedelta
 
 import dask.dataframe as dd
@@ -23,7 +25,15 @@ from daskloss.report import (
     render_json,
     write_report,
 )
-from tests.helpers import SAMPLE_FILES, SAMPLE_ROWS, job_config
+from tests.helpers import (
+    S3_KEY,
+    S3_SECRET,
+    SAMPLE_FILES,
+    SAMPLE_ROWS,
+    free_port,
+    job_config,
+    leaked_secrets,
+)
 
 TOP_KEYS = [
     "report_version",
@@ -181,9 +191,12 @@ def test_write_report_to_fsspec_url():
         assert json.load(handle) == {"report_version": 1}
 
 
-def test_check_output_path_creates_directories(tmp_path):
-    """Missing parent directories of the report are created before the run."""
-    check_output_path(str(tmp_path / "a" / "b" / "report.json"))
+def test_check_output_path_creates_directories_only_when_writing(tmp_path):
+    """Missing parent directories of the report are checked before the run, created at the write."""
+    target = tmp_path / "a" / "b" / "report.json"
+    check_output_path(str(target))
+    assert not (tmp_path / "a").exists()
+    write_report({"report_version": 1}, str(target))
     assert (tmp_path / "a" / "b").is_dir()
 
 
@@ -206,3 +219,86 @@ def test_write_failure_is_a_config_error_naming_the_path(tmp_path):
     target = tmp_path / "file" / "report.json"  # its "directory" is a file
     with pytest.raises(ConfigError, match=r"cannot write the report to .*file/report\.json"):
         write_report({"report_version": 1}, str(target))
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/dev/null", "a character device"),
+        ("/proc/self/fd/1", "a symbolic link"),
+    ],
+)
+def test_output_path_that_is_a_device_or_a_descriptor_link_is_refused(path, kind):
+    """A device or a /proc/self/fd link at the report path is refused, never replaced."""
+    with pytest.raises(ConfigError, match=f"output path {path} is {kind}, not a regular file"):
+        check_output_path(path)
+
+
+def test_a_fifo_or_a_link_at_the_output_path_is_never_replaced(tmp_path):
+    """A FIFO (or a link) is refused before the run, and by the write should it appear later."""
+    fifo, link = tmp_path / "fifo.json", tmp_path / "link.json"
+    os.mkfifo(fifo)
+    link.symlink_to(tmp_path / "elsewhere.json")
+    for path in (fifo, link):
+        with pytest.raises(ConfigError, match="not a regular file"):
+            check_output_path(str(path))
+    with pytest.raises(ConfigError, match=r"fifo\.json is a FIFO \(named pipe\), not a regular"):
+        write_report({"report_version": 1}, str(fifo))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()
+    assert sorted(os.listdir(tmp_path)) == ["fifo.json", "link.json"]
+
+
+def test_a_report_among_the_dataset_files_is_refused(tmp_path):
+    """The report may not overwrite an input, nor sit where the next run would read it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "part-0.parquet").write_bytes(b"")
+    refused = [
+        (data / "part-0.parquet", data / "part-0.parquet"),
+        (data, data / "report.json"),
+        (data, data / "sub" / "report.json"),
+        (tmp_path / "data" / "*", data / "report.json"),
+        (tmp_path / "link", data / "report.json"),
+    ]
+    (tmp_path / "link").symlink_to(data)
+    for dataset, output in refused:
+        with pytest.raises(ConfigError, match="where the next run would read it as data"):
+            check_output_path(str(output), str(dataset))
+    allowed = [
+        (data, data / "_report.json"),
+        (data, data / ".reports" / "r.json"),
+        (data, tmp_path / "report.json"),
+        (tmp_path / "data" / "*.parquet", data / "report.json"),
+    ]
+    for dataset, output in allowed:
+        check_output_path(str(output), str(dataset))
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_the_report_mode_follows_the_umask(tmp_path, umask, mode):
+    """The report file gets the mode the umask gives a new file, as any other tool's output."""
+    old = os.umask(umask)
+    try:
+        write_report({"report_version": 1}, str(tmp_path / "r.json"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "r.json").st_mode) == mode
+
+
+def test_unreachable_object_store_for_the_report_is_one_line_without_secrets():
+    """An output endpoint where nothing listens: a ConfigError of one line, no credentials."""
+    pytest.importorskip("s3fs")
+    options = {
+        "key": S3_KEY,
+        "secret": S3_SECRET,
+        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{free_port()}"},
+        "config_kwargs": {"retries": {"max_attempts": 1}},  # botocore's retries: 8 s, not 2
+    }
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        write_report({"report_version": 1}, "s3://bucket/reports/r.json", options)
+    message = str(caught.value)
+    assert message.startswith("cannot write the report to s3://bucket/reports/r.json: ")
+    assert "connect" in message.lower() and "\n" not in message
+    assert not leaked_secrets(message)
+    assert time.monotonic() - started < 60

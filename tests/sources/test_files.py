@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import dask.dataframe as dd
 import numpy as np
@@ -345,3 +346,86 @@ def test_csv_without_a_csv_name_hints_at_the_format(tmp_path):
     ):
         daskloss.evaluate(tmp_path)
     assert daskloss.evaluate(tmp_path, format="csv").metrics["se"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "y_true,y_pred\n1,2\n3,the-content-of-a-cell\n",
+        "y_true,y_pred\n1,2\n3,4,the-content-of-a-row\n",
+    ],
+    ids=["cell", "row"],
+)
+def test_csv_errors_do_not_quote_the_file(tmp_path, bad):
+    """A CSV parse error names the file and the column or row shape, never the content."""
+    (tmp_path / "b.csv").write_text(bad)
+    with pytest.raises((SchemaError, ReadError), match=r"b\.csv") as caught:
+        daskloss.evaluate(tmp_path)
+    assert "the-content-of-a" not in str(caught.value)
+
+
+def _footer(path) -> tuple[bytearray, int]:
+    """A Parquet file's bytes and where its footer starts."""
+    data = bytearray(path.read_bytes())
+    length = int.from_bytes(data[-8:-4], "little")
+    return data, len(data) - 8 - length
+
+
+def test_corrupt_column_name_in_the_footer_is_a_read_error_naming_the_file(tmp_path):
+    """A footer whose column name is not UTF-8 (a UnicodeDecodeError) is a ReadError naming it."""
+    write_parquet(tmp_path, FRAME, 2)
+    path = tmp_path / "part-0001.parquet"
+    data, start = _footer(path)
+    data[data.index(b"y_true", start)] = 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ReadError, match=r"part-0001\.parquet.*codec can't decode"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_row_count_edited_in_the_footer_is_a_read_error(tmp_path):
+    """A row group's num_rows edited (12345 -> 12344) disagrees with its columns': refused."""
+    values = np.arange(12345.0)
+    pq.write_table(pa.table({"y_true": values, "y_pred": values + 1}), tmp_path / "a.parquet")
+    data, start = _footer(tmp_path / "a.parquet")
+    encoded = bytes([0xF2, 0xC0, 0x01])  # 12345 as the footer's zigzag varint
+    last = data.rindex(encoded, start)  # the row group's num_rows, after its columns'
+    data[last] = 0xF0  # 12344
+    (tmp_path / "a.parquet").write_bytes(bytes(data))
+    assert pq.read_metadata(tmp_path / "a.parquet").row_group(0).num_rows == 12344
+    with pytest.raises(ReadError, match=r"a\.parquet.*row group 0 has 12344 rows but column"):
+        daskloss.evaluate(tmp_path)
+
+
+def test_a_fifo_matched_by_a_glob_is_refused_before_it_is_opened(tmp_path):
+    """A FIFO among the files a glob names is refused at once (opening it would block)."""
+    write_parquet(tmp_path, FRAME, 2)
+    os.mkfifo(tmp_path / "part-0009.parquet")
+    with pytest.raises(ReadError, match=r"part-0009\.parquet is not a regular file"):
+        daskloss.evaluate(str(tmp_path / "part-*.parquet"))
+    assert len(daskloss.evaluate(tmp_path).files) == 2  # a directory listing skips it
+
+
+def test_small_files_are_joined_by_decoded_size(tmp_path, monkeypatch):
+    """Files batched by their size on storage are read by their decoded size, same bits.
+
+    Files of constants compress a thousandfold: the unit learns their decoded
+    size from the footers; one of a record batch or more is streamed a batch
+    at a time, smaller ones are joined up to JOIN_BYTES.
+    """
+    monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 1)
+    monkeypatch.setattr("daskloss.sources.reader.JOIN_BYTES", 40_000)
+    monkeypatch.setattr("daskloss.sources.reader.BATCH_ROWS", 2000)
+    frame = pd.DataFrame({"y_true": np.repeat([1.0, 2.0, 3.0], 1500)})
+    frame["y_pred"] = frame.y_true + 0.5
+    write_parquet(tmp_path, frame.iloc[:1500], 1)  # 24,000 bytes decoded: joined
+    frame.iloc[1500:].to_parquet(tmp_path / "part-0001.parquet", index=False)  # streamed
+    frame.iloc[:300].to_parquet(tmp_path / "part-0002.parquet", index=False)  # joined
+    plan = plan_files(tmp_path, ["y_true", "y_pred"])
+    assert len(plan.units) == 1 and len(plan.units[0].pieces) == 3
+    chunks = list(plan.units[0].chunks())
+    assert [chunk.rows for chunk in chunks] == [1500, 2000, 1000 + 300]
+    assert [len(chunk.origins) for chunk in chunks] == [1, 1, 2]
+    expected = pd.concat([frame, frame.iloc[:300]])
+    assert_bit_identical(
+        daskloss.evaluate(tmp_path).metrics, reference_metrics(expected.y_true, expected.y_pred)
+    )
