@@ -245,13 +245,13 @@ def _accumulate(rows: Iterator[_Rows], names: dict[str, str], nan_policy: str) -
         accumulator = accumulator or RowAccumulator(weighted=weight is not None)
         before = accumulator.left_out()
         accumulator.add(y_true, y_pred, weight)
-        if _refused(_minus(accumulator.left_out(), before), nan_policy):
+        if _refused(accumulator.left_out() - before, nan_policy):
             found = _left_out_by_origin(
                 (y_true, y_pred, weight), origins, accumulator.left_out(), before
             )
             for where, left_out in found:
                 if _refused(left_out, nan_policy):
-                    flagged[where] = _plus(flagged.get(where, LeftOut()), left_out)
+                    flagged[where] = flagged.get(where, LeftOut()) + left_out
     if flagged:
         where, left_out = next(iter(flagged.items()))
         _raise_refused(left_out, names, nan_policy, f" in {where}" if where else "")
@@ -268,7 +268,7 @@ def _left_out_by_origin(
 ) -> list[tuple[str, LeftOut]]:
     """The rows one chunk left out, per place they came from."""
     if len(origins) == 1:
-        return [(origins[0][0], _minus(after, before))]
+        return [(origins[0][0], after - before)]
     found = []  # several files in one chunk: sum each file's rows again to tell them apart
     start = 0
     for where, rows in origins:
@@ -276,14 +276,6 @@ def _left_out_by_origin(
         found.append((where, accumulate(y_true, y_pred, weight).left_out))
         start += rows
     return found
-
-
-def _minus(a: LeftOut, b: LeftOut) -> LeftOut:
-    return LeftOut(*(getattr(a, f.name) - getattr(b, f.name) for f in fields(LeftOut)))
-
-
-def _plus(a: LeftOut, b: LeftOut) -> LeftOut:
-    return LeftOut(*(getattr(a, f.name) + getattr(b, f.name) for f in fields(LeftOut)))
 
 
 def _refused(left_out: LeftOut, nan_policy: str) -> bool:
@@ -306,7 +298,7 @@ def _raise_refused(left_out: LeftOut, names: dict[str, str], nan_policy: str, wh
         )
     found = {
         names["y_true"]: left_out.nonfinite_true,
-        names["y_pred"]: left_out.nonfinite_pred,
+        names["y_pred"]: sum(left_out.nonfinite_pred),
         names["weight"]: left_out.nonfinite_weight,
     }
     detail = ", ".join(f"{count} in {name!r}" for name, count in found.items() if count)
