@@ -1,8 +1,9 @@
 """Exact values and their correct rounding to float64.
 
 An exact quantity is a plain Python ``int`` ``X`` that stands for
-``X * 2**-FRACTION_BITS`` (the unit of a product of three smallest
-subnormals), so sums of products of float64 values are exact integers and
+``X * 2**-FRACTION_BITS`` (the unit of a product of five smallest
+subnormals, as in ``w * d**4``), so sums of products of float64 values are
+exact integers and
 merging two sums is integer addition: associative, commutative and the same
 whatever the order. The compiled kernel (:mod:`daskloss._kernel`) computes
 them in this unit; the functions here turn exact rationals into the nearest
@@ -25,8 +26,8 @@ __all__ = [
 ]
 
 #: Exact values are integers in units of ``2**-FRACTION_BITS``: the unit of a
-#: product of three smallest subnormals (``3 * 1074``).
-FRACTION_BITS = 3222
+#: product of five smallest subnormals (``5 * 1074``), such as ``w * d**4``.
+FRACTION_BITS = 5370
 
 
 def to_fraction(value: int) -> Fraction:

@@ -28,6 +28,7 @@ __all__ = [
     "Accumulator",
     "GroupSums",
     "LeftOut",
+    "PairSums",
     "Path",
     "PredictionSums",
     "RowAccumulator",
@@ -99,6 +100,18 @@ class PredictionSums:
     signed_error: int
     #: ``max |d|`` over the rows kept with a positive weight (0.0 when none).
     max_abs_error: float
+    #: ``sum(w * d**4)`` (None unless moments were asked for).
+    fourth_power: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PairSums:
+    """Exact cross moments of two predictions' residuals ``d_a`` and ``d_b``."""
+
+    #: ``sum(w * d_a**2 * d_b**2)``
+    squared_product: int
+    #: ``sum(w * |d_a| * |d_b|)``
+    abs_product: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +124,10 @@ class GroupSums:
     target_squared: int
     predictions: tuple[PredictionSums, ...]
     left_out: LeftOut = field(default_factory=LeftOut)
+    #: ``sum(w**2)`` (None unless moments were asked for).
+    weight_squared: int | None = None
+    #: The cross moments of each pair asked for.
+    pairs: tuple[PairSums, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +157,29 @@ class Accumulator:
         Whether rows carry a weight (``weight`` is ignored otherwise).
     path : {'window', 'row'}
         The fast window path, or the row path (the reference).
+    moments : bool
+        Also ``sum(w**2)`` and each prediction's ``sum(w * d**4)`` (for
+        standard errors), and the cross moments of ``pairs``.
+    pairs : sequence of (int, int)
+        Pairs of prediction indices whose cross moments to sum (with ``moments``).
     """
 
-    def __init__(self, predictions: int = 1, weighted: bool = False, *, path: Path = "window"):
+    def __init__(
+        self,
+        predictions: int = 1,
+        weighted: bool = False,
+        *,
+        path: Path = "window",
+        moments: bool = False,
+        pairs: Sequence[tuple[int, int]] = (),
+    ):
         self.predictions = predictions
         self.weighted = weighted
+        self.moments = moments
         self._segments = _SEGMENTS[path, weighted]
-        self._sums = predictions * compiled.NSUMS
+        self._pairs = np.array(list(pairs), np.int64).reshape(-1, 2)
+        moment_sums = compiled.moment_sums(predictions, len(self._pairs)) if moments else 0
+        self._sums = predictions * compiled.NSUMS + moment_sums
         self._groups = 0
         self._capacity = 0
         self._pool_room = _POOL
@@ -191,13 +224,14 @@ class Accumulator:
                 _readonly(preds),
                 _readonly(weight),
                 segments,
+                (self._sums, self._pairs),
                 self._state,
                 self._counts,
                 spare,
                 self._max_abs,
                 step,
             )
-            if step == len(segments) * self.predictions:
+            if step == len(segments) * (self.predictions + self.moments):
                 return
             self._resize(self._capacity, 2 * self._pool_room)
 
@@ -291,6 +325,7 @@ class Accumulator:
         def sum_of(sums: list[int], name: str) -> int:
             return sums[_SUM[name]]
 
+        moments = values[self.predictions * compiled.NSUMS :] if self.moments else []
         predictions = []
         for j in range(self.predictions):
             sums = values[j * compiled.NSUMS : (j + 1) * compiled.NSUMS]
@@ -301,8 +336,10 @@ class Accumulator:
                     abs_error=positive + negative,
                     signed_error=positive - negative,
                     max_abs_error=float(self._max_abs[g, j]),
+                    fourth_power=moments[1 + j] if moments else None,
                 )
             )
+        cross = moments[1 + self.predictions :]
         return GroupSums(
             count=rows,
             weight_sum=sum_of(first, "weight") if self.weighted else rows << FRACTION_BITS,
@@ -310,6 +347,8 @@ class Accumulator:
             target_squared=sum_of(first, "target_squared"),
             predictions=tuple(predictions),
             left_out=self._group_left_out(g),
+            weight_squared=moments[0] if moments else None,
+            pairs=tuple(PairSums(*cross[2 * p : 2 * p + 2]) for p in range(len(self._pairs))),
         )
 
     def _value(self, g: int, k: int) -> int:

@@ -35,9 +35,9 @@ __all__ = [
     "COUNTS",
     "FULL_WORDS",
     "HEADER_ROWS",
+    "NBINS",
     "POOL_ROWS",
     "STATE_COLUMNS",
-    "NBINS",
     "STRETCH_ROWS",
     "WEIGHTED_STRETCH_ROWS",
     "WORDS",
@@ -56,15 +56,10 @@ _HEADROOM = np.uint64(3)
 #: The largest finite float's biased exponent, and the unit of its mantissa.
 _LARGEST_BIASED = np.uint64(2046)
 _LARGEST_UNIT = 2046 - 1075
-#: Bins per accumulator. The highest bin is the larger of: the upper half of a
-#: product of three largest floats (2913 + 53 above the unit), and the top
-#: diagonal (26 * 7 above) of a weighted square whose three windows sit at
-#: their highest (the largest float's unit, plus the headroom, less the window).
-NBINS = (
-    FRACTION_BITS
-    + max(3 * _LARGEST_UNIT + 53, 3 * (_LARGEST_UNIT + int(_HEADROOM) - int(WINDOW)) + 26 * 7)
-    + 1
-)
+#: Bits of a full-range integer: every unit from ``2**-FRACTION_BITS`` up to the top
+#: bit of a product of five largest floats (``w * d**4``), with the headroom a window
+#: can have above its values, and 64 bits to spare.
+NBINS = FRACTION_BITS + 5 * (_LARGEST_UNIT + 53 + int(_HEADROOM)) + 64
 #: Words of a sum's fixed-point integer in a sink (the top one is headroom for carries).
 WORDS = 16
 #: Bits a sum's fixed-point range keeps below its first non-zero term.
@@ -868,69 +863,186 @@ NSUMS = len(ACCUMULATORS)
 
 
 @njit(inline="always")
-def _sum_segments(block, y_true, preds, weight, segments, state, counts, spare, max_abs, first):
+def _sum_segments(
+    block, y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+):
     """Sum each segment of rows (one group's) for each prediction, from step ``first``.
 
-    ``segments`` rows are ``(group, start, stop)``; step ``s * K + j`` is segment
-    ``s`` and prediction ``j``. The sums of prediction ``j`` of group ``g`` are
-    the ``NSUMS`` rows of ``state`` from ``HEADER_ROWS + (g * K + j) * NSUMS``.
-    Row counts go to ``counts[g]`` for the first prediction and to ``spare``
-    for the others (the same rows). Returns the step to resume from when the
-    pool may run out of room (a step may open ``NSUMS`` entries), else the
-    number of steps.
+    ``segments`` rows are ``(group, start, stop)``. ``layout`` is ``(sums per
+    group, pairs)``: each group owns that many consecutive rows of ``state``
+    from ``HEADER_ROWS + g * sums``, ``NSUMS`` per prediction, then the moments
+    (:func:`_moments`) when there are more. Step ``s * steps + j`` is segment
+    ``s`` and prediction ``j``, then the moments. Row counts go to
+    ``counts[g]`` for the first prediction and to ``spare`` for the others (the
+    same rows). Returns the step to resume from when the pool may run out of
+    room (a step may open every sum it adds to), else the number of steps.
     """
+    sums, pairs = layout
     npreds = preds.shape[0]
-    steps = segments.shape[0] * npreds
+    moments = sums > npreds * NSUMS
+    per_segment = npreds + (1 if moments else 0)
+    steps = segments.shape[0] * per_segment
     for step in range(first, steps):
-        if state[_HEADER, _POOL_USED] + np.uint64(NSUMS) > state[_HEADER, _POOL_ROOM]:
+        if state[_HEADER, _POOL_USED] + np.uint64(sums) > state[_HEADER, _POOL_ROOM]:
             return step
-        s = step // npreds
-        j = step - s * npreds
+        s = step // per_segment
+        j = step - s * per_segment
         g = segments[s, 0]
         start = segments[s, 1]
         stop = segments[s, 2]
-        sink = (state, HEADER_ROWS + (g * npreds + j) * NSUMS)
+        rows = HEADER_ROWS + g * sums
+        part = weight[start:stop] if weight.size else weight
+        if j == npreds:
+            _moments(
+                y_true[start:stop], preds[:, start:stop], part, pairs, (state, rows + j * NSUMS)
+            )
+            continue
         tally = counts[g] if j == 0 else spare
-        rows = block(
-            y_true[start:stop],
-            preds[j, start:stop],
-            weight[start:stop] if weight.size else weight,
-            sink,
-            tally,
+        largest = block(
+            y_true[start:stop], preds[j, start:stop], part, (state, rows + j * NSUMS), tally
         )
-        max_abs[g, j] = max(max_abs[g, j], rows)
+        max_abs[g, j] = max(max_abs[g, j], largest)
     return steps
 
 
+@njit(inline="always")
+def _times(words, m):
+    """A five-word little-endian integer times a uint64 ``m`` (the product fits five words)."""
+    w0, w1, w2, w3, w4 = words
+    h0, l0 = _mul_wide(w0, m)
+    h1, l1 = _mul_wide(w1, m)
+    h2, l2 = _mul_wide(w2, m)
+    h3, l3 = _mul_wide(w3, m)
+    r1 = l1 + h0
+    c = _U1 if r1 < l1 else _U0
+    r2 = l2 + h1
+    c2 = _U1 if r2 < l2 else _U0
+    r2 += c
+    c2 += _U1 if r2 < c else _U0
+    r3 = l3 + h2
+    c3 = _U1 if r3 < l3 else _U0
+    r3 += c2
+    c3 += _U1 if r3 < c2 else _U0
+    r4 = w4 * m + h3 + c3
+    return l0, r1, r2, r3, r4
+
+
+@njit(inline="always")
+def _add_product(sink, k, unit, words):
+    """Add a five-word integer times ``2**unit`` to sum ``k``."""
+    w0, w1, w2, w3, w4 = words
+    add_wide(sink, k, unit, w1, w0)
+    add_wide(sink, k, unit + 128, w3, w2)
+    add_wide(sink, k, unit + 256, _U0, w4)
+
+
+@njit(nogil=True)
+def _moments(y_true, preds, weight, pairs, sink):
+    """The moments of the rows kept, term by term: exact products of up to five floats.
+
+    Sums, in order: ``sum(w**2)``; ``sum(w * d**4)`` for each prediction; then
+    for each pair ``(a, b)`` of ``pairs``, ``sum(w * d_a**2 * d_b**2)`` and
+    ``sum(w * |d_a| * |d_b|)``. A row is kept as the sums of :func:`_add_row`
+    keep it: finite values, a weight that is not negative, no residual that
+    overflows.
+    """
+    npreds = preds.shape[0]
+    for i in range(y_true.size):
+        y = y_true[i]
+        w = weight[i] if weight.size else 1.0
+        kept = math.isfinite(y) and math.isfinite(w) and w >= 0.0
+        for j in range(npreds):
+            kept = kept and math.isfinite(preds[j, i] - y)
+        if not kept or w == 0.0:
+            continue
+        mw, uw = split(w)
+        high, low = _mul_wide(mw, mw)
+        add_wide(sink, 0, 2 * uw, high, low)
+        for j in range(npreds):
+            md, ud = split(abs(preds[j, i] - y))
+            words = _times(_times(_times((md, _U0, _U0, _U0, _U0), md), md), md)
+            _add_product(sink, 1 + j, uw + 4 * ud, _times(words, mw))
+        for p in range(pairs.shape[0]):
+            ma, ua = split(abs(preds[pairs[p, 0], i] - y))
+            mb, ub = split(abs(preds[pairs[p, 1], i] - y))
+            words = _times(_times(_times((ma, _U0, _U0, _U0, _U0), ma), mb), mb)
+            _add_product(sink, 1 + npreds + 2 * p, uw + 2 * ua + 2 * ub, _times(words, mw))
+            words = _times(_times((ma, _U0, _U0, _U0, _U0), mb), mw)
+            _add_product(sink, 2 + npreds + 2 * p, uw + ua + ub, words)
+
+
+def moment_sums(predictions: int, pairs: int) -> int:
+    """The number of moment sums of :func:`_moments` (0 without them)."""
+    return 1 + predictions + 2 * pairs
+
+
 @cached_njit(nogil=True)
-def segments_windows_unweighted(y_true, preds, weight, segments, state, counts, spare, max_abs, first):
+def segments_windows_unweighted(
+    y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+):
     """:func:`_sum_segments` by the unweighted window path."""
     return _sum_segments(
-        windows_unweighted, y_true, preds, weight, segments, state, counts, spare, max_abs, first
+        windows_unweighted,
+        y_true,
+        preds,
+        weight,
+        segments,
+        layout,
+        state,
+        counts,
+        spare,
+        max_abs,
+        first,
     )
 
 
 @cached_njit(nogil=True)
-def segments_windows_weighted(y_true, preds, weight, segments, state, counts, spare, max_abs, first):
+def segments_windows_weighted(
+    y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+):
     """:func:`_sum_segments` by the weighted window path."""
     return _sum_segments(
-        windows_weighted, y_true, preds, weight, segments, state, counts, spare, max_abs, first
+        windows_weighted,
+        y_true,
+        preds,
+        weight,
+        segments,
+        layout,
+        state,
+        counts,
+        spare,
+        max_abs,
+        first,
     )
 
 
 @cached_njit(nogil=True)
-def segments_rows_unweighted(y_true, preds, weight, segments, state, counts, spare, max_abs, first):
+def segments_rows_unweighted(
+    y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+):
     """:func:`_sum_segments` by the unweighted row path (the reference)."""
     return _sum_segments(
-        rows_unweighted, y_true, preds, weight, segments, state, counts, spare, max_abs, first
+        rows_unweighted,
+        y_true,
+        preds,
+        weight,
+        segments,
+        layout,
+        state,
+        counts,
+        spare,
+        max_abs,
+        first,
     )
 
 
 @cached_njit(nogil=True)
-def segments_rows_weighted(y_true, preds, weight, segments, state, counts, spare, max_abs, first):
+def segments_rows_weighted(
+    y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+):
     """:func:`_sum_segments` by the weighted row path (the reference)."""
     return _sum_segments(
-        rows_weighted, y_true, preds, weight, segments, state, counts, spare, max_abs, first
+        rows_weighted, y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
     )
 
 
