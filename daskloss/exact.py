@@ -13,16 +13,20 @@ float64, once.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 
 __all__ = [
     "FRACTION_BITS",
+    "dyadic_text",
+    "dyadic_value",
+    "pack_exact",
     "round_fraction",
     "round_ratio",
     "round_sqrt_ratio",
     "round_sqrt_sum",
     "to_fraction",
+    "unpack_exact",
 ]
 
 #: Exact values are integers in units of ``2**-FRACTION_BITS``: the unit of a
@@ -162,3 +166,108 @@ def _rational_sqrt(value: Fraction) -> Fraction | None:
     if numerator * numerator == value.numerator and denominator * denominator == value.denominator:
         return Fraction(numerator, denominator)
     return None
+
+
+def dyadic_text(value: int) -> str:
+    """An exact value as compact text: ``"0x<mantissa>p<exponent>"``, its significant bits only.
+
+    The text stands for ``mantissa * 2**exponent`` (the value's real magnitude,
+    whatever ``FRACTION_BITS`` is), so saved statistics stay exact and small.
+
+    Examples
+    --------
+    >>> dyadic_text(3 << FRACTION_BITS), dyadic_text(-1 << (FRACTION_BITS - 2)), dyadic_text(0)
+    ('0x3p0', '-0x1p-2', '0x0p0')
+    >>> dyadic_value(dyadic_text(12345 << 7)) == 12345 << 7
+    True
+    """
+    if value == 0:
+        return "0x0p0"
+    zeros = (value & -value).bit_length() - 1
+    sign = "-" if value < 0 else ""
+    return f"{sign}{abs(value) >> zeros:#x}p{zeros - FRACTION_BITS}"
+
+
+def dyadic_value(text: str) -> int:
+    """The exact value (in units of ``2**-FRACTION_BITS``) that :func:`dyadic_text` wrote.
+
+    Raises
+    ------
+    ValueError
+        Text that is not of that form, or a value finer than ``2**-FRACTION_BITS``.
+    """
+    mantissa, sep, exponent = text.partition("p")
+    if not sep:
+        raise ValueError(f"expected an exact value such as '0x3p-2', got {text[:40]!r}")
+    shift = int(exponent) + FRACTION_BITS
+    magnitude = int(mantissa.lstrip("-"), 16)
+    if shift < 0:
+        if magnitude & ((1 << -shift) - 1):
+            raise ValueError(f"{text[:40]!r} is finer than this daskloss's unit")
+        value = magnitude >> -shift
+    else:
+        value = magnitude << shift
+    return -value if mantissa.startswith("-") else value
+
+
+def pack_exact(values: Sequence[int]) -> bytes:
+    """Exact integers packed into bytes by their significant bits (for pickling).
+
+    Each value is stored as its sign, its trailing-zero count and the bytes of
+    what is left, so a sum of a few dozen significant bits takes a few dozen
+    bits whatever ``FRACTION_BITS`` is. :func:`unpack_exact` reads it back.
+
+    Examples
+    --------
+    >>> unpack_exact(pack_exact([0, 5 << 4000, -(7 << 3)])) == [0, 5 << 4000, -(7 << 3)]
+    True
+    >>> len(pack_exact([5 << 4000]))
+    4
+    """
+    out = bytearray()
+    for value in values:
+        if value == 0:
+            out += b"\x00"
+            continue
+        zeros = (value & -value).bit_length() - 1
+        magnitude = abs(value) >> zeros
+        size = (magnitude.bit_length() + 7) // 8
+        _varint(out, (size << 1) | (value < 0))
+        _varint(out, zeros)
+        out += magnitude.to_bytes(size, "little")
+    return bytes(out)
+
+
+def unpack_exact(data: bytes) -> list[int]:
+    """The integers :func:`pack_exact` packed."""
+    values = []
+    at = 0
+    while at < len(data):
+        head, at = _read_varint(data, at)
+        if head == 0:
+            values.append(0)
+            continue
+        zeros, at = _read_varint(data, at)
+        size = head >> 1
+        magnitude = int.from_bytes(data[at : at + size], "little") << zeros
+        at += size
+        values.append(-magnitude if head & 1 else magnitude)
+    return values
+
+
+def _varint(out: bytearray, value: int) -> None:
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
