@@ -15,12 +15,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
+from typing import Any
 
 __all__ = [
     "FRACTION_BITS",
+    "Expression",
     "dyadic_text",
     "dyadic_value",
     "pack_exact",
+    "round_expression",
     "round_fraction",
     "round_ratio",
     "round_sqrt_ratio",
@@ -271,3 +274,94 @@ def _read_varint(data: bytes, at: int) -> tuple[int, int]:
         shift += 7
         if byte < 0x80:
             return value, at
+
+
+#: An exact real number built from rationals, square roots, sums and rational multiples:
+#: a Fraction, ``("sqrt", e)``, ``("sum", e1, e2, ...)`` or ``("times", q, e)``.
+Expression = Any
+
+
+def round_expression(expression: Expression) -> float:
+    """An :data:`Expression` correctly rounded to float64 (NaN if a root's radicand is negative).
+
+    Rational parts are reduced exactly; what is left is evaluated in interval
+    arithmetic with ever more exact bits of each square root until both ends
+    of the interval round to the same float64. An irrational value is never a
+    rounding boundary, so this ends; a rational value reached through roots
+    of squares is found exact first.
+
+    Examples
+    --------
+    >>> root2 = ("sqrt", Fraction(2))
+    >>> round_expression(("sum", Fraction(1), ("times", Fraction(-2), root2)))  # 1 - 2 sqrt(2)
+    -1.82842712474619
+    >>> round_expression(("sqrt", ("sum", Fraction(3), ("times", Fraction(2), root2))))
+    2.414213562373095
+    """
+    simple = _simplified(expression)
+    if simple is None:
+        return math.nan
+    if isinstance(simple, Fraction):
+        return round_fraction(simple)
+    bits = 64
+    while bits <= _MOST_BITS:
+        low, high = _bounds(simple, bits)
+        ends = (round_fraction(low), round_fraction(high))
+        if ends[0] == ends[1] and math.copysign(1, ends[0]) == math.copysign(1, ends[1]):
+            return ends[0]
+        bits *= 2
+    return round_fraction((low + high) / 2)  # a rational boundary reached by chance: unseen
+
+
+#: Precision at which :func:`round_expression` stops refining (a value exactly on a
+#: rounding boundary that is not recognised as rational would need infinitely many).
+_MOST_BITS = 1 << 16
+
+
+def _simplified(expression: Expression) -> Expression | None:
+    """The expression with its rational parts computed; None where a radicand is negative."""
+    if isinstance(expression, Fraction):
+        return expression
+    kind, *parts = expression
+    if kind == "times":
+        inner = _simplified(parts[1])
+        if inner is None:
+            return None
+        if isinstance(inner, Fraction) or parts[0] == 0:
+            return parts[0] * inner if isinstance(inner, Fraction) else Fraction(0)
+        return ("times", parts[0], inner)
+    if kind == "sqrt":
+        inner = _simplified(parts[0])
+        if inner is None or (isinstance(inner, Fraction) and inner < 0):
+            return None
+        if isinstance(inner, Fraction):
+            root = _rational_sqrt(inner)
+            return root if root is not None else ("sqrt", inner)
+        return ("sqrt", inner)
+    terms = [_simplified(part) for part in parts]
+    if any(term is None for term in terms):
+        return None
+    rational = sum((term for term in terms if isinstance(term, Fraction)), Fraction(0))
+    rest = [term for term in terms if not isinstance(term, Fraction)]
+    if not rest:
+        return rational
+    return ("sum", rational, *rest)
+
+
+def _bounds(expression: Expression, bits: int) -> tuple[Fraction, Fraction]:
+    """Rational bounds of an expression, each square root known to ``bits`` bits."""
+    if isinstance(expression, Fraction):
+        return expression, expression
+    kind, *parts = expression
+    if kind == "times":
+        low, high = _bounds(parts[1], bits)
+        ends = (parts[0] * low, parts[0] * high)
+        return min(ends), max(ends)
+    if kind == "sqrt":
+        low, high = _bounds(parts[0], bits)
+        scale = 4**bits
+        floor = math.isqrt(max(low, Fraction(0)) * scale // 1)
+        ceil = math.isqrt(-(-max(high, Fraction(0)) * scale // 1)) + 1
+        return Fraction(floor, 2**bits), Fraction(ceil, 2**bits)
+    ends = [_bounds(part, bits) for part in parts]
+    return sum((e[0] for e in ends), Fraction(0)), sum((e[1] for e in ends), Fraction(0))
