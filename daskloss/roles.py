@@ -152,10 +152,18 @@ class EvaluationSpec:
 
 def _names(what: str, value: str | Sequence[str]) -> tuple[str, ...]:
     """One name or a list of names, each a non-empty string, none twice."""
-    names = (value,) if isinstance(value, str) else tuple(value)
+    if isinstance(value, str):
+        names: tuple[str, ...] = (value,)
+    elif isinstance(value, (list, tuple)):
+        names = tuple(value)
+    else:
+        names = (value,)  # type: ignore[assignment]
     for name in names:
         if not isinstance(name, str) or not name:
-            raise ConfigError(f"{what} must name columns (non-empty strings); got {name!r}")
+            raise ConfigError(
+                f"{what} must be a column name (a non-empty string) or a list of them; "
+                f"got {name!r}"
+            )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ConfigError(f"{what} names {repeated} more than once")
