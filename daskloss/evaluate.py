@@ -218,10 +218,10 @@ def evaluate(
     (evaluation,) = dask.compute(lazy)
     overall = evaluation.overall()
     _LOG.debug(
-        "statistics of %d rows in %d slices computed in %.3f s",
+        "statistics of %d rows computed in %.3f s (%d slices)",
         overall.count,
-        len(evaluation.slices),
         time.perf_counter() - started,
+        len(evaluation.slices),
     )
     _check_result(overall.predictions[0])
     return _result(evaluation, overall, plan)

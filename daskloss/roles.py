@@ -161,8 +161,7 @@ def _names(what: str, value: str | Sequence[str]) -> tuple[str, ...]:
     for name in names:
         if not isinstance(name, str) or not name:
             raise ConfigError(
-                f"{what} must be a column name (a non-empty string) or a list of them; "
-                f"got {name!r}"
+                f"{what} must be a column name (a non-empty string) or a list of them; got {name!r}"
             )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

@@ -21,10 +21,10 @@ from daskloss.report import (
     REPORT_VERSION,
     build_report,
     check_output_path,
-    format_table,
     render_json,
     write_report,
 )
+from daskloss.table import format_table
 from tests.helpers import (
     S3_KEY,
     S3_SECRET,
@@ -76,7 +76,7 @@ def test_report_keys_in_order(sample):
 def test_report_describes_the_run(sample):
     """The report names the dataset, its files and partitions, and the run."""
     report = _report(sample)
-    assert report["report_version"] == REPORT_VERSION == 2
+    assert report["report_version"] == REPORT_VERSION == 3
     assert report["dataset"] == {
         "path": str(sample),
         "format": "parquet",
@@ -84,7 +84,12 @@ def test_report_describes_the_run(sample):
         "partitions": SAMPLE_FILES,
     }
     assert report["count"] == report["metrics"]["count"] == SAMPLE_ROWS
-    assert report["columns"] == {"y_true": "y_true", "y_pred": "y_pred", "weight": "weight"}
+    assert report["columns"] == {
+        "y_true": "y_true",
+        "y_pred": "y_pred",
+        "weight": "weight",
+        "group_by": None,
+    }
     assert set(report["versions"]) == {"daskloss", "dask", "distributed", "python"}
 
 
