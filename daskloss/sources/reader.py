@@ -268,6 +268,7 @@ class FileReader:
             include_columns=list(self.read_columns),
             column_types={name: pa.float64() for name in self.columns}
             | {name: pa.string() for name in self.keys},
+            strings_can_be_null=True,  # an empty key field is a null key, as for numbers
         )
         with self._open(path) as raw, _decompressed(raw, path) as handle:
             try:
