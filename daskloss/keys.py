@@ -103,6 +103,10 @@ def _encoded(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]
     """``(indices, values)``: each row's index into its column's distinct values (null last)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
+    if pa.types.is_integer(column.type) and not column.null_count and len(column):
+        found = _encoded_integers(column.to_numpy())
+        if found is not None:
+            return found
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
     values = column.dictionary.to_pylist()
@@ -111,3 +115,15 @@ def _encoded(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]
         filled = pc.fill_null(indices, len(values)).to_numpy(zero_copy_only=False)
         return filled.astype(np.int64, copy=False), [*values, None]
     return indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), values
+
+
+def _encoded_integers(values: np.ndarray) -> tuple[np.ndarray, list[Any]] | None:
+    """Integers of a narrow range encoded by offset, without hashing (None if too wide)."""
+    low, high = int(values.min()), int(values.max())
+    if high - low > 4 * len(values) + 4096:
+        return None
+    offsets = (values - low).astype(np.int64, copy=False)
+    present = np.flatnonzero(np.bincount(offsets, minlength=high - low + 1))
+    lookup = np.empty(high - low + 1, np.int64)
+    lookup[present] = np.arange(len(present))
+    return lookup[offsets], (present + low).tolist()

@@ -17,6 +17,7 @@ formulas that round them are in :mod:`daskloss.formulas`.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from daskloss._kernel import Accumulator, GroupSums, LeftOut, PairSums, PredictionSums, RowSums
+from daskloss._kernel import Accumulator, LeftOut, RowSums
 from daskloss.chunks import Chunk, Origin
 from daskloss.columns import chunks_of_columns
 from daskloss.errors import ConfigError, DataError, NonFiniteValueError
@@ -297,23 +298,6 @@ class ErrorStats(_Exact):
             skipped_rows=sums.left_out.skipped,
         )
 
-    @classmethod
-    def of_group(cls, group: GroupSums, prediction: PredictionSums) -> ErrorStats:
-        """One prediction's statistics from a group's sums."""
-        return cls(
-            count=group.count,
-            weight_sum=group.weight_sum,
-            squared_error=prediction.squared_error,
-            abs_error=prediction.abs_error,
-            signed_error=prediction.signed_error,
-            target_sum=group.target_sum,
-            target_squared=group.target_squared,
-            max_abs_error=prediction.max_abs_error,
-            skipped_rows=group.left_out.skipped,
-            weight_squared=group.weight_squared,
-            fourth_power=prediction.fourth_power,
-        )
-
     def metrics(self) -> dict[str, float | int]:
         """Every metric, each the correctly rounded float64 of its exact value.
 
@@ -342,11 +326,6 @@ class PairStats(_Exact):
         """The statistics of no rows."""
         return cls()
 
-    @classmethod
-    def of_pair(cls, sums: PairSums) -> PairStats:
-        """A pair's statistics from the kernel's sums."""
-        return cls(sums.squared_product, sums.abs_product)
-
 
 @dataclass(frozen=True, slots=True)
 class SliceStats:
@@ -359,14 +338,6 @@ class SliceStats:
     def empty(cls, spec: EvaluationSpec) -> SliceStats:
         """The statistics of no rows."""
         return cls(tuple(ErrorStats() for _ in spec.y_pred), tuple(PairStats() for _ in spec.pairs))
-
-    @classmethod
-    def of_group(cls, group: GroupSums) -> SliceStats:
-        """A slice's statistics from the kernel's sums of its group."""
-        return cls(
-            tuple(ErrorStats.of_group(group, prediction) for prediction in group.predictions),
-            tuple(PairStats.of_pair(pair) for pair in group.pairs),
-        )
 
     @property
     def count(self) -> int:
@@ -400,7 +371,9 @@ class EvaluationStats:
 
     A slice key is a tuple of one value per ``group_by`` column (``()`` for an
     evaluation without slices). Statistics merge only with statistics of the
-    same spec (columns, slices, comparisons).
+    same spec (columns, slices, comparisons). Each slice is held as a flat
+    tuple of its sums (``rows``), which merges in microseconds; :attr:`slices`
+    gives them as :class:`SliceStats`.
 
     Examples
     --------
@@ -415,7 +388,7 @@ class EvaluationStats:
     """
 
     spec: EvaluationSpec
-    slices: Mapping[tuple[Any, ...], SliceStats]
+    rows: Mapping[tuple[Any, ...], tuple[Any, ...]]
 
     @classmethod
     def empty(cls, spec: EvaluationSpec) -> EvaluationStats:
@@ -434,6 +407,12 @@ class EvaluationStats:
         policy = check_choice("nan_policy", nan_policy, NAN_POLICIES)
         return _accumulate(chunks, spec, policy)
 
+    @functools.cached_property
+    def slices(self) -> dict[tuple[Any, ...], SliceStats]:
+        """Each slice's statistics, by key."""
+        layout = _Layout.of(self.spec)
+        return {key: layout.slice(row) for key, row in self.rows.items()}
+
     def merge(self, other: EvaluationStats) -> EvaluationStats:
         """The statistics of both evaluations' rows together, slice by slice."""
         return EvaluationStats.merge_all([self, other])
@@ -442,30 +421,128 @@ class EvaluationStats:
     def merge_all(cls, parts: Sequence[EvaluationStats]) -> EvaluationStats:
         """Merge the statistics of any number of evaluations of one spec (at least one)."""
         spec = parts[0].spec
-        groups: dict[tuple[Any, ...], list[SliceStats]] = {}
+        operations = _Layout.of(spec).operations
+        merged: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         for part in parts:
             if part.spec != spec:
                 raise ConfigError(
                     "statistics of different evaluations cannot be merged: "
                     f"{_describe(spec)} against {_describe(part.spec)}"
                 )
-            for key, stats in part.slices.items():
-                groups.setdefault(key, []).append(stats)
-        merged = {
-            key: found[0] if len(found) == 1 else SliceStats.merge_all(found)
-            for key, found in groups.items()
-        }
+            for key, row in part.rows.items():
+                known = merged.get(key)
+                merged[key] = (
+                    row
+                    if known is None
+                    else tuple([op(a, b) for op, a, b in zip(operations, known, row, strict=True)])
+                )
         return cls(spec, merged)
 
     def overall(self) -> SliceStats:
         """The statistics of every row, whatever its slice."""
-        if not self.slices:
-            return SliceStats.empty(self.spec)
-        return SliceStats.merge_all(list(self.slices.values()))
+        layout = _Layout.of(self.spec)
+        if not self.rows:
+            return layout.slice(layout.zero)
+        return layout.slice(
+            EvaluationStats(self.spec, {(): layout.zero})
+            .merge_all([EvaluationStats(self.spec, {(): row}) for row in self.rows.values()])
+            .rows[()]
+        )
 
     def sorted_keys(self) -> list[tuple[Any, ...]]:
         """The slice keys in a stable order: by value, nulls last, column by column."""
-        return sorted(self.slices, key=lambda key: tuple((v is None, _sortable(v)) for v in key))
+        return sorted(self.rows, key=lambda key: tuple((v is None, _sortable(v)) for v in key))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled compactly: the keys, the exact sums by their significant bits, the maxima."""
+        floats = _Layout.of(self.spec).float_positions
+        rows = list(self.rows.values())
+        exact = [value for row in rows for i, value in enumerate(row) if i not in floats]
+        maxima = [row[i] for row in rows for i in sorted(floats)]
+        return _rebuild_evaluation, (self.spec, list(self.rows), pack_exact(exact), maxima)
+
+
+def _rebuild_evaluation(
+    spec: EvaluationSpec, keys: list[tuple[Any, ...]], packed: bytes, maxima: list[float]
+) -> EvaluationStats:
+    layout = _Layout.of(spec)
+    floats = layout.float_positions
+    exact, largest = iter(unpack_exact(packed)), iter(maxima)
+    width = len(layout.operations)
+    rows = {
+        key: tuple(next(largest) if i in floats else next(exact) for i in range(width))
+        for key in keys
+    }
+    return EvaluationStats(spec, rows)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each sum sits in a slice's flat tuple, and how each merges.
+
+    The order of :meth:`daskloss._kernel.Accumulator.rows`: ``(count, skipped,
+    weight_sum, target_sum, target_squared, weight_squared)``, then per
+    prediction ``(squared_error, abs_error, signed_error, max_abs_error,
+    fourth_power)``, then per pair ``(squared_product, abs_product)``. Moments
+    are 0 where they are not summed.
+    """
+
+    predictions: int
+    pairs: int
+    moments: bool
+
+    SHARED = 6
+    PER_PREDICTION = 5
+
+    @classmethod
+    @functools.cache
+    def of(cls, spec: EvaluationSpec) -> _Layout:
+        return cls(len(spec.y_pred), len(spec.pairs), spec.moments)
+
+    @functools.cached_property
+    def operations(self) -> tuple[Any, ...]:
+        per_prediction = (operator.add, operator.add, operator.add, max, operator.add)
+        return (
+            (operator.add,) * self.SHARED
+            + per_prediction * self.predictions
+            + (operator.add,) * (2 * self.pairs)
+        )
+
+    @functools.cached_property
+    def float_positions(self) -> frozenset[int]:
+        """Where the maxima sit (every other value is an exact integer)."""
+        return frozenset(i for i, op in enumerate(self.operations) if op is max)
+
+    @functools.cached_property
+    def zero(self) -> tuple[Any, ...]:
+        return tuple(0.0 if op is max else 0 for op in self.operations)
+
+    def slice(self, row: tuple[Any, ...]) -> SliceStats:
+        """A slice's flat tuple as :class:`SliceStats`."""
+        count, skipped, weight, target, target_squared, weight_squared = row[: self.SHARED]
+        moment = (lambda value: value) if self.moments else (lambda value: None)
+        predictions = []
+        for j in range(self.predictions):
+            at = self.SHARED + j * self.PER_PREDICTION
+            squared, absolute, signed, largest, fourth = row[at : at + self.PER_PREDICTION]
+            predictions.append(
+                ErrorStats(
+                    count,
+                    weight,
+                    squared,
+                    absolute,
+                    signed,
+                    target,
+                    target_squared,
+                    largest,
+                    skipped,
+                    moment(weight_squared),
+                    moment(fourth),
+                )
+            )
+        at = self.SHARED + self.predictions * self.PER_PREDICTION
+        pairs = tuple(PairStats(row[at + 2 * p], row[at + 2 * p + 1]) for p in range(self.pairs))
+        return SliceStats(tuple(predictions), pairs)
 
 
 def _sortable(value: Any) -> tuple[str, Any]:
@@ -500,14 +577,8 @@ def _accumulate(chunks: Iterable[Chunk], spec: EvaluationSpec, nan_policy: str) 
     if flagged:
         where, left_out = next(iter(flagged.items()))
         _raise_refused(left_out, spec, nan_policy, f" in {where}" if where else "")
-    results = accumulator.result()
     slice_keys = keys.keys if spec.group_by else [()]
-    slices = {
-        key: SliceStats.of_group(group)
-        for key, group in zip(slice_keys, results, strict=False)
-        if group.count or group.left_out.skipped
-    }
-    return EvaluationStats(spec, slices)
+    return EvaluationStats(spec, dict(zip(slice_keys, accumulator.rows(), strict=False)))
 
 
 _Arrays = tuple[np.ndarray, list[np.ndarray], np.ndarray | None]
