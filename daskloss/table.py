@@ -41,7 +41,9 @@ def format_table(report: Mapping[str, Any]) -> str:
     if report.get("slices") is not None:
         lines += _slices_block(report)
     if report.get("comparisons"):
-        lines += _comparisons_block(report["comparisons"])
+        shown, metric, keys = _slice_settings(report)
+        order = [entry["key"] for entry in _worst(report.get("slices") or [], metric)][:shown]
+        lines += _comparisons_block(report["comparisons"], order, keys)
     lines.append(f"evaluated on {report['scheduler']} in {report['duration_seconds']} s")
     return "\n".join(lines)
 
@@ -63,13 +65,9 @@ def _metrics_block(report: Mapping[str, Any]) -> list[str]:
 
 def _slices_block(report: Mapping[str, Any]) -> list[str]:
     """The worst slices of the first prediction by the table metric, and a count of the rest."""
-    output = report.get("settings", {}).get("output", {})
-    shown, metric = output.get("table_slices", 20), output.get("table_metric", "mse")
+    shown, metric, keys = _slice_settings(report)
     slices = list(report["slices"])
     worst = _worst(slices, metric)[:shown]
-    keys = list(report.get("columns", {}).get("group_by") or (slices[0]["key"] if slices else []))
-    if isinstance(keys, str):
-        keys = [keys]
     columns = [m for m in _SLICE_METRICS if slices and m in slices[0]["metrics"]]
     if metric not in columns and slices and metric in slices[0]["metrics"]:
         columns.insert(0, metric)
@@ -99,6 +97,14 @@ def _slices_block(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _slice_settings(report: Mapping[str, Any]) -> tuple[int, str, list[str]]:
+    """How many slices the table shows, by which metric, and the slice key columns."""
+    output = report.get("settings", {}).get("output", {})
+    keys = report.get("columns", {}).get("group_by") or []
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    return output.get("table_slices", 20), output.get("table_metric", "mse"), keys
+
+
 def _worst(slices: Sequence[Mapping[str, Any]], metric: str) -> list[Mapping[str, Any]]:
     """Slices from worst to best by ``metric`` (undefined last)."""
 
@@ -112,28 +118,50 @@ def _worst(slices: Sequence[Mapping[str, Any]], metric: str) -> list[Mapping[str
     return sorted(slices, key=badness)
 
 
-def _comparisons_block(comparisons: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Each comparison: the differences, their 95% intervals and the verdict."""
+def _comparisons_block(
+    comparisons: Sequence[Mapping[str, Any]],
+    order: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+) -> list[str]:
+    """Each comparison: the differences, their 95% intervals and the verdict, then by slice.
+
+    The slices are those of the slice table, in its order (``order`` holds their keys).
+    """
     lines = []
     for comparison in comparisons:
         prediction, baseline = comparison["prediction"], comparison["baseline"]
         lines.append(f"{prediction} against {baseline} (difference, 95% interval):")
         rows = []
         for metric, found in comparison["metrics"].items():
-            verdict = {
-                "prediction": f"{comparison['prediction']} better",
-                "baseline": f"{comparison['baseline']} better",
-            }.get(found["better"], "no clear difference")
             rows.append(
                 [
                     metric,
                     _short(found["difference"]),
                     f"[{_short(found['low'])}, {_short(found['high'])}]",
-                    verdict,
+                    _verdict(found, comparison),
                 ]
             )
         lines += _aligned(rows)
+        by_key = {repr(entry["key"]): entry for entry in comparison.get("slices") or []}
+        shown = [by_key[repr(key)] for key in order if repr(key) in by_key]
+        if shown:
+            lines.append(f"  by {', '.join(keys)} (mse, mae):")
+            rows = [
+                [
+                    *(_key_cell(entry["key"].get(k)) for k in keys),
+                    _verdict(entry["metrics"]["mse"], comparison),
+                    _verdict(entry["metrics"]["mae"], comparison),
+                ]
+                for entry in shown
+            ]
+            lines += ["  " + line for line in _aligned(rows)]
     return lines
+
+
+def _verdict(found: Mapping[str, Any], comparison: Mapping[str, Any]) -> str:
+    """Which model an interval says is better, if it says so."""
+    side = found["better"]
+    return f"{comparison[side]} better" if side else "no clear difference"
 
 
 def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
