@@ -215,9 +215,9 @@ class Accumulator:
         if groups is None:
             segments = np.array([[0, 0, n]], np.int64) if n else np.zeros((0, 3), np.int64)
         else:
-            order, segments = compiled.group_order(np.asarray(groups, np.int64), ngroups)
-            y_true, preds = y_true[order], preds[:, order]
-            weight = weight[order] if weight.size else weight
+            y_true, preds, weight, segments = compiled.group_rows(
+                np.asarray(groups, np.int64), ngroups, y_true, preds, weight
+            )
         spare = np.zeros(len(compiled.COUNTS), np.int64)
         step = 0
         while True:

@@ -1047,29 +1047,42 @@ def segments_rows_weighted(
 
 
 @cached_njit(nogil=True)
-def group_order(codes, ngroups):
-    """A stable order of the rows by group code, and the segments ``(group, start, stop)``."""
-    sizes = np.zeros(ngroups + 1, np.int64)
-    for i in range(codes.size):
-        sizes[codes[i] + 1] += 1
+def group_rows(codes, ngroups, y_true, preds, weight):
+    """The rows sorted by group code (stable), and the segments ``(group, start, stop)``.
+
+    One counting pass and one scatter of every column: each group's rows end
+    up contiguous, in their order of arrival.
+    """
+    n = codes.size
+    starts = np.zeros(ngroups + 1, np.int64)
+    for i in range(n):
+        starts[codes[i] + 1] += 1
     present = 0
     for g in range(ngroups):
-        present += sizes[g + 1] != 0
-        sizes[g + 1] += sizes[g]
+        present += starts[g + 1] != 0
+        starts[g + 1] += starts[g]
     segments = np.empty((present, 3), np.int64)
     s = 0
     for g in range(ngroups):
-        if sizes[g + 1] != sizes[g]:
+        if starts[g + 1] != starts[g]:
             segments[s, 0] = g
-            segments[s, 1] = sizes[g]
-            segments[s, 2] = sizes[g + 1]
+            segments[s, 1] = starts[g]
+            segments[s, 2] = starts[g + 1]
             s += 1
-    order = np.empty(codes.size, np.int64)
-    for i in range(codes.size):
+    npreds = preds.shape[0]
+    sorted_true = np.empty(n, np.float64)
+    sorted_preds = np.empty((npreds, n), np.float64)
+    sorted_weight = np.empty(weight.size, np.float64)
+    for i in range(n):
         g = codes[i]
-        order[sizes[g]] = i
-        sizes[g] += 1
-    return order, segments
+        at = starts[g]
+        starts[g] = at + 1
+        sorted_true[at] = y_true[i]
+        for j in range(npreds):
+            sorted_preds[j, at] = preds[j, i]
+        if weight.size:
+            sorted_weight[at] = weight[i]
+    return sorted_true, sorted_preds, sorted_weight, segments
 
 
 #: Row outcomes of :func:`row_outcomes`.
