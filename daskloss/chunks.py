@@ -1,11 +1,13 @@
-"""What a work unit hands the statistics: aligned float64 columns and where they came from."""
+"""What a work unit hands the statistics: aligned float64 columns, slice keys, and origins."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
+import pyarrow as pa
 
 __all__ = ["Chunk", "Origin"]
 
@@ -20,11 +22,13 @@ class Chunk:
 
     ``origins`` lists, in row order, where runs of the rows came from (several
     small files read together make one chunk), so that an error can name the
-    file that holds a bad value.
+    file that holds a bad value. ``keys`` holds the slice key columns of the
+    same rows, as Arrow arrays of any key type.
     """
 
     values: Mapping[str, np.ndarray]
     origins: tuple[Origin, ...]
+    keys: Mapping[str, pa.Array] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def rows(self) -> int:

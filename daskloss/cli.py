@@ -28,8 +28,9 @@ from daskloss.config import SCHEDULER_ENV_VARS, load_settings, secret_values
 from daskloss.errors import ConfigError, DasklossError
 from daskloss.job import run_job
 from daskloss.policy import Scrubber, redact_url
-from daskloss.report import format_table, render_json
+from daskloss.report import render_json
 from daskloss.sample import write_sample
+from daskloss.table import format_table
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -126,7 +127,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         print(table, file=sys.stderr)
     else:
-        print(table)
+        print(table, flush=True)
     if settings.output.path is not None:
         print(f"report written to {redact_url(settings.output.path)}", file=sys.stderr)
     return EXIT_CODES["success"]

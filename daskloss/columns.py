@@ -71,13 +71,17 @@ def aligned_chunks(
 
 
 def chunks_of_columns(
-    columns: Mapping[str, Any], origins: Sequence[Origin] | None = None, where: str = ""
+    columns: Mapping[str, Any],
+    origins: Sequence[Origin] | None = None,
+    where: str = "",
+    keys: Mapping[str, pa.Array | pa.ChunkedArray] | None = None,
 ) -> Iterator[Chunk]:
     """Named column-like values of the same rows as aligned float64 :class:`Chunk` objects.
 
     ``origins`` says where runs of the rows came from (see :class:`Chunk`;
     omitted, nowhere in particular); ``where`` is added to error messages
-    (``" in FILE"``).
+    (``" in FILE"``). ``keys`` are slice key columns of the same rows, passed
+    on as Arrow arrays.
 
     Raises
     ------
@@ -91,12 +95,20 @@ def chunks_of_columns(
         pieces = list(aligned_chunks(chunked))
     except SchemaError as exc:
         raise SchemaError(f"{exc}{where} (columns {names})") from None
+    keys = keys or {}
     start = 0
     for piece in pieces:
         stop = start + len(piece[0])
         cut = (("", stop - start),) if origins is None else _cut(origins, start, stop)
-        yield Chunk(dict(zip(names, piece, strict=True)), cut)
+        keyed = {name: _key_rows(column, start, stop) for name, column in keys.items()}
+        yield Chunk(dict(zip(names, piece, strict=True)), cut, keyed)
         start = stop
+
+
+def _key_rows(column: pa.Array | pa.ChunkedArray, start: int, stop: int) -> pa.Array:
+    """Rows ``start:stop`` of a key column as one Arrow array."""
+    part = column.slice(start, stop - start)
+    return part.combine_chunks() if isinstance(part, pa.ChunkedArray) else part
 
 
 def _cut(origins: Sequence[Origin], start: int, stop: int) -> tuple[Origin, ...]:

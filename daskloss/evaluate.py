@@ -2,9 +2,9 @@
 
 :func:`evaluate` strings the layers together in the one direction data
 flows: :func:`~daskloss.sources.plan_source` cuts the source into work units;
-each unit's chunks become :class:`~daskloss.stats.ErrorStats` in a task of
-its own; :func:`~daskloss.reduce.tree_reduce` merges them; the formulas
-(:mod:`daskloss.formulas`) round the metrics once. It never creates a
+each unit's chunks become :class:`~daskloss.stats.EvaluationStats` (per
+slice, per prediction) in a task of its own; :func:`~daskloss.reduce.tree_reduce`
+merges them; the formulas (:mod:`daskloss.formulas`) round the metrics once. It never creates a
 Client: the computation runs on whichever Dask scheduler is active.
 """
 
@@ -20,16 +20,56 @@ from typing import Any
 import dask
 
 from daskloss.errors import DataError, EmptyDatasetError
+from daskloss.formulas import compare
 from daskloss.names import FILE_FORMATS, NAN_POLICIES, FileFormat, NanPolicy, check_choice
 from daskloss.policy import ReadRoots
 from daskloss.reduce import check_split_every, tree_reduce
-from daskloss.roles import Roles
+from daskloss.roles import EvaluationSpec
 from daskloss.sources import Plan, Source, SourceKind, Unit, plan_source
-from daskloss.stats import ErrorStats
+from daskloss.stats import ErrorStats, EvaluationStats, SliceStats
 
-__all__ = ["EvaluationResult", "evaluate"]
+__all__ = ["EvaluationResult", "SliceResult", "evaluate"]
 
 _LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """One slice's metrics: per prediction, and each comparison with the baseline.
+
+    Attributes
+    ----------
+    key : dict
+        The slice's value of each ``group_by`` column (None for a null).
+    count : int
+        Rows evaluated in the slice.
+    skipped_rows : int
+        Rows of the slice left out under ``nan_policy='skip'``.
+    predictions : dict
+        Each prediction column's metrics (keyed as :data:`daskloss.METRIC_NAMES`).
+    comparisons : dict
+        For each prediction compared with the baseline, by its column: the
+        differences (see :func:`daskloss.formulas.compare`).
+    """
+
+    key: dict[str, Any]
+    count: int
+    skipped_rows: int
+    predictions: dict[str, dict[str, float | int]]
+    comparisons: dict[str, dict[str, dict[str, Any]]]
+
+    @classmethod
+    def of(cls, key: dict[str, Any], stats: SliceStats, spec: EvaluationSpec) -> SliceResult:
+        """The metrics of one slice's statistics."""
+        predictions = {
+            name: part.metrics() for name, part in zip(spec.y_pred, stats.predictions, strict=True)
+        }
+        comparisons = {
+            spec.y_pred[j]: compare(stats.predictions[j], stats.predictions[base], pair)
+            for (j, base), pair in zip(spec.pairs, stats.pairs, strict=True)
+        }
+        first = stats.predictions[0]
+        return cls(key, first.count, first.skipped_rows, predictions, comparisons)
 
 
 @dataclass(frozen=True)
@@ -39,9 +79,10 @@ class EvaluationResult:
     Attributes
     ----------
     metrics : dict
-        Plain Python numbers keyed as :data:`daskloss.METRIC_NAMES`.
+        The first prediction's metrics over every row, keyed as
+        :data:`daskloss.METRIC_NAMES`.
     stats : ErrorStats
-        The merged exact statistics (mergeable with other results).
+        The first prediction's merged exact statistics (mergeable with others).
     skipped_rows : int
         Rows left out under ``nan_policy='skip'``.
     npartitions : int
@@ -52,6 +93,10 @@ class EvaluationResult:
         The file format read, given or inferred (None for a DataFrame).
     source : {'files', 'dask', 'pandas'}
         What the source was.
+    evaluation : EvaluationStats
+        Every exact statistic: per slice, per prediction, per comparison.
+    overall : SliceResult
+        Every prediction's metrics and every comparison over all rows.
     """
 
     metrics: dict[str, float | int]
@@ -61,14 +106,31 @@ class EvaluationResult:
     files: tuple[str, ...] = field(default=())
     format: FileFormat | None = None
     source: SourceKind = "files"
+    evaluation: EvaluationStats | None = None
+    overall: SliceResult | None = None
+
+    @functools.cached_property
+    def slices(self) -> list[SliceResult]:
+        """Each slice's metrics, in key order (nulls last); empty without ``group_by``."""
+        if self.evaluation is None or not self.evaluation.spec.group_by:
+            return []
+        spec = self.evaluation.spec
+        return [
+            SliceResult.of(
+                dict(zip(spec.group_by, key, strict=True)), self.evaluation.slices[key], spec
+            )
+            for key in self.evaluation.sorted_keys()
+        ]
 
 
 def evaluate(
     source: Source,
     y_true: str = "y_true",
-    y_pred: str = "y_pred",
+    y_pred: str | Sequence[str] = "y_pred",
     weight: str | None = None,
     *,
+    group_by: str | Sequence[str] | None = None,
+    baseline: str | None = None,
     nan_policy: NanPolicy = "error",
     format: FileFormat | None = None,
     storage_options: Mapping[str, Any] | None = None,
@@ -83,10 +145,20 @@ def evaluate(
         Parquet or CSV files (a file, a directory searched recursively, a
         glob, an fsspec URL such as ``s3://bucket/preds/``, or a list of
         files), or a DataFrame.
-    y_true, y_pred : str
-        Names of the target and prediction columns.
+    y_true : str
+        Name of the target column.
+    y_pred : str or sequence of str
+        Name of the prediction column, or of several (models evaluated on the
+        same rows: a row left out for one is left out for all).
     weight : str, optional
         Name of a column of non-negative sample weights.
+    group_by : str or sequence of str, optional
+        Slice key columns (strings, integers, booleans, dates, or hive
+        partition directories such as ``day=2026-11-30/``): every metric per
+        slice, from the same pass.
+    baseline : str, optional
+        The prediction the others are compared with (default: the first, when
+        there are several).
     nan_policy : {'error', 'skip'}
         ``'error'`` fails on NaN or infinity; ``'skip'`` leaves those rows out
         and counts them.
@@ -121,37 +193,51 @@ def evaluate(
     >>> evaluate(frame).metrics["rmse"]
     10.0
     """
-    roles = Roles(y_true, y_pred, weight)
+    spec = EvaluationSpec.of(y_true, y_pred, weight, group_by=group_by, baseline=baseline)
     check_choice("nan_policy", nan_policy, NAN_POLICIES)
     if format is not None:
         check_choice("format", format, FILE_FORMATS)
     check_split_every(split_every)
     roots = ReadRoots.listing(read_roots) if read_roots is not None else None
     plan = plan_source(
-        source, roles.columns, format=format, storage_options=storage_options, read_roots=roots
+        source,
+        spec.value_columns,
+        keys=spec.group_by,
+        format=format,
+        storage_options=storage_options,
+        read_roots=roots,
     )
     lazy = tree_reduce(
         plan.units,
-        functools.partial(unit_statistics, roles=roles, nan_policy=nan_policy),
-        ErrorStats.merge_all,
+        functools.partial(unit_statistics, spec=spec, nan_policy=nan_policy),
+        functools.partial(_merge_all, spec=spec),
         split_every=split_every,
     )
     _LOG.debug("computing the statistics of %d %s units", len(plan.units), plan.kind)
     started = time.perf_counter()
-    (stats,) = dask.compute(lazy)
+    (evaluation,) = dask.compute(lazy)
+    overall = evaluation.overall()
     _LOG.debug(
-        "statistics of %d rows computed in %.3f s", stats.count, time.perf_counter() - started
+        "statistics of %d rows computed in %.3f s (%d slices)",
+        overall.count,
+        time.perf_counter() - started,
+        len(evaluation.slices),
     )
-    _check_result(stats)
-    return _result(stats, plan)
+    _check_result(overall.predictions[0])
+    return _result(evaluation, overall, plan)
 
 
-def unit_statistics(unit: Unit, roles: Roles, nan_policy: NanPolicy) -> ErrorStats:
+def unit_statistics(unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy) -> EvaluationStats:
     """The statistics of one work unit's rows (one task)."""
-    return ErrorStats.from_chunks(unit.chunks(), roles, nan_policy=nan_policy)
+    return EvaluationStats.from_chunks(unit.chunks(), spec, nan_policy=nan_policy)
 
 
-def _result(stats: ErrorStats, plan: Plan) -> EvaluationResult:
+def _merge_all(parts: list[EvaluationStats], spec: EvaluationSpec) -> EvaluationStats:
+    return EvaluationStats.merge_all(parts) if parts else EvaluationStats.empty(spec)
+
+
+def _result(evaluation: EvaluationStats, overall: SliceStats, plan: Plan) -> EvaluationResult:
+    stats = overall.predictions[0]
     return EvaluationResult(
         metrics=stats.metrics(),
         stats=stats,
@@ -160,6 +246,8 @@ def _result(stats: ErrorStats, plan: Plan) -> EvaluationResult:
         files=plan.files,
         format=plan.format,
         source=plan.kind,
+        evaluation=evaluation,
+        overall=SliceResult.of({}, overall, evaluation.spec),
     )
 
 

@@ -33,6 +33,8 @@ import numpy as np
 from daskloss.errors import ZeroWeightError
 from daskloss.exact import (
     FRACTION_BITS,
+    Expression,
+    round_expression,
     round_fraction,
     round_ratio,
     round_sqrt_ratio,
@@ -44,12 +46,16 @@ if TYPE_CHECKING:
     from daskloss.termstats import SignedStats
 
 __all__ = [
+    "COMPARED_METRICS",
     "METRIC_NAMES",
+    "Z95",
+    "PairedStats",
     "Root",
     "SufficientStats",
     "Value",
     "ValueKind",
     "average_values",
+    "compare",
     "compute_metrics",
     "explained_fraction",
     "output_value",
@@ -78,6 +84,10 @@ class SufficientStats(Protocol):
     def target_squared(self) -> int: ...
     @property
     def max_abs_error(self) -> float: ...
+    @property
+    def weight_squared(self) -> int | None: ...
+    @property
+    def fourth_power(self) -> int | None: ...
 
 
 def compute_metrics(stats: SufficientStats) -> dict[str, float | int]:
@@ -283,3 +293,142 @@ def _exact(value: int) -> Fraction:
 def _ieee(compute: Callable[[], Any]) -> float:
     with np.errstate(all="ignore"):
         return float(compute())
+
+
+# --- Paired comparisons ------------------------------------------------------------------------
+
+#: The 0.975 quantile of the standard normal distribution, as the float64 nearest it;
+#: a 95% interval is ``difference ± Z95 * stderr``, with Z95 taken as that exact float.
+Z95 = 1.959963984540054
+#: The metrics a comparison reports the difference of.
+COMPARED_METRICS: tuple[str, ...] = ("mse", "mae", "rmse")
+
+
+class PairedStats(Protocol):
+    """The cross moments a comparison needs (see :class:`daskloss.PairStats`)."""
+
+    @property
+    def squared_product(self) -> int: ...
+    @property
+    def abs_product(self) -> int: ...
+
+
+def compare(
+    prediction: SufficientStats, baseline: SufficientStats, pair: PairedStats
+) -> dict[str, dict[str, Any]]:
+    """Differences of MSE, MAE and RMSE (``prediction - baseline``) on the same rows.
+
+    For each metric: ``difference``, its ``stderr``, the 95% interval ``low``
+    to ``high``, whether the interval ``excludes_zero`` and, if it does, which
+    model is ``better`` (lower error): ``"prediction"`` or ``"baseline"``
+    (else None). Each number is the correctly rounded float64 of its exact
+    value; undefined ones (one row, no moments, a zero MSE for RMSE) are NaN.
+
+    The estimator, for MSE: with per-row ``a = w * (d_p**2 - d_b**2)``, the
+    difference is ``sum(a) / W``; its variance is the weighted variance of
+    ``d_p**2 - d_b**2`` over ``n_eff - 1``, ``n_eff = W**2 / sum(w**2)`` (for
+    unweighted rows, the sample variance over ``n``: the paired t statistic's
+    standard error). MAE likewise with ``|d_p| - |d_b|``. RMSE by the delta
+    method on the two MSEs. Rows are taken as independent draws; the interval
+    is the large-sample normal one.
+    """
+    unit = Fraction(_UNIT)
+    weight = prediction.weight_sum / unit
+    squares = prediction.weight_squared
+    moments = None not in (squares, prediction.fourth_power, baseline.fourth_power)
+    spread = weight * weight - Fraction(squares) / unit if moments and weight else Fraction(0)
+    defined = moments and spread > 0
+    scale = Fraction(squares, 1) / unit / spread if defined else Fraction(0)  # 1 / (n_eff - 1)
+    se_p, se_b = Fraction(prediction.squared_error) / unit, Fraction(baseline.squared_error) / unit
+    ae_p, ae_b = Fraction(prediction.abs_error) / unit, Fraction(baseline.abs_error) / unit
+    results = {}
+    if weight:
+        mse_p, mse_b = se_p / weight, se_b / weight
+        mse = (mse_p - mse_b, None)
+        mae = ((ae_p - ae_b) / weight, None)
+        if defined:
+            fourth_p = Fraction(prediction.fourth_power) / unit
+            fourth_b = Fraction(baseline.fourth_power) / unit
+            cross_squares = Fraction(pair.squared_product) / unit
+            cross_abs = Fraction(pair.abs_product) / unit
+            mse = (mse[0], (fourth_p - 2 * cross_squares + fourth_b) / weight - mse[0] ** 2)
+            mae = (mae[0], (se_p - 2 * cross_abs + se_b) / weight - mae[0] ** 2)
+        results["mse"] = _interval(mse[0], None if mse[1] is None else mse[1] * scale)
+        results["mae"] = _interval(mae[0], None if mae[1] is None else mae[1] * scale)
+        results["rmse"] = _rmse_interval(
+            prediction, baseline, pair, weight, scale if defined else None
+        )
+    else:
+        results = {name: _interval(None, None) for name in COMPARED_METRICS}
+    return results
+
+
+def _interval(difference: Fraction | None, variance: Fraction | None) -> dict[str, Any]:
+    """A difference, its standard error and 95% interval, rounded once each."""
+    if difference is None:
+        return _undefined_interval()
+    estimate = round_fraction(difference)
+    if variance is None:
+        return {**_undefined_interval(), "difference": estimate}
+    return _rounded_interval(difference, ("sqrt", variance), estimate)
+
+
+def _rounded_interval(
+    difference: Expression, stderr: Expression, estimate: float
+) -> dict[str, Any]:
+    low = round_expression(("sum", difference, ("times", -Fraction(Z95), stderr)))
+    high = round_expression(("sum", difference, ("times", Fraction(Z95), stderr)))
+    excludes = (low > 0 or high < 0) if not math.isnan(low) else False
+    return {
+        "difference": estimate,
+        "stderr": round_expression(stderr),
+        "low": low,
+        "high": high,
+        "excludes_zero": excludes,
+        "better": ("baseline" if low > 0 else "prediction") if excludes else None,
+    }
+
+
+def _undefined_interval() -> dict[str, Any]:
+    return {
+        "difference": math.nan,
+        "stderr": math.nan,
+        "low": math.nan,
+        "high": math.nan,
+        "excludes_zero": False,
+        "better": None,
+    }
+
+
+def _rmse_interval(
+    prediction: SufficientStats,
+    baseline: SufficientStats,
+    pair: PairedStats,
+    weight: Fraction,
+    scale: Fraction | None,
+) -> dict[str, Any]:
+    """``sqrt(MSE_p) - sqrt(MSE_b)`` and its delta-method standard error.
+
+    ``Var = V_pp / (4 m_p) + V_bb / (4 m_b) - V_pb / (2 sqrt(m_p m_b))`` with
+    ``V`` the (co)variances of the two MSE estimates; undefined where an MSE
+    is zero.
+    """
+    unit = Fraction(_UNIT)
+    mse_p = Fraction(prediction.squared_error) / unit / weight
+    mse_b = Fraction(baseline.squared_error) / unit / weight
+    difference: Expression = ("sum", ("sqrt", mse_p), ("times", Fraction(-1), ("sqrt", mse_b)))
+    estimate = round_expression(difference)
+    if scale is None or mse_p == 0 or mse_b == 0:
+        return {**_undefined_interval(), "difference": estimate}
+    fourth_p = Fraction(prediction.fourth_power) / unit / weight
+    fourth_b = Fraction(baseline.fourth_power) / unit / weight
+    cross = Fraction(pair.squared_product) / unit / weight
+    var_p = (fourth_p - mse_p**2) * scale
+    var_b = (fourth_b - mse_b**2) * scale
+    covariance = (cross - mse_p * mse_b) * scale
+    variance = (
+        "sum",
+        var_p / (4 * mse_p) + var_b / (4 * mse_b),
+        ("times", -covariance / 2, ("sqrt", 1 / (mse_p * mse_b))),
+    )
+    return _rounded_interval(difference, ("sqrt", variance), estimate)

@@ -83,6 +83,8 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
                 settings.columns.y_true,
                 settings.columns.y_pred,
                 settings.columns.weight,
+                group_by=settings.evaluation.group_by,
+                baseline=settings.evaluation.baseline,
                 nan_policy=settings.evaluation.nan_policy,
                 format=settings.dataset.format,
                 storage_options=settings.dataset.storage_options,

@@ -1,14 +1,25 @@
-"""The job's report: a versioned JSON document, a table for humans, atomic writes.
+"""The job's report: a versioned JSON document, and its atomic writes.
 
-Report format, version 2 (a JSON object; keys in this order)::
+The table for people is made from the report by :mod:`daskloss.table`.
 
-    report_version    2
-    metrics           {name: value} for the configured metrics (see below)
+Report format, version 3 (a JSON object; keys in this order)::
+
+    report_version    3
+    metrics           {name: value} for the configured metrics (see below), of the
+                      first prediction over every row
     count             rows evaluated
     weight_sum        total weight (float)
     skipped_rows      rows left out under nan_policy = "skip"
+    slices            with group_by: [{key, count, skipped_rows, metrics}] of the first
+                      prediction, in key order (nulls last); key is {column: value}
+    other_slices      with min_slice_count: {slices, count, skipped_rows, metrics} of the
+                      slices smaller than it, folded together (else null)
+    predictions       with several predictions: {column: {metrics, slices, other_slices}}
+    comparisons       with several predictions: [{prediction, baseline, metrics, slices}],
+                      metrics {mse, mae, rmse} each {difference, stderr, low, high,
+                      excludes_zero, better}; slices [{key, count, metrics}]
     dataset           {path, format, files, partitions}
-    columns           {y_true, y_pred, weight}
+    columns           {y_true, y_pred, weight, group_by}
     nan_policy        "error" or "skip"
     scheduler         "threads", "local-cluster" or the scheduler address
     started_at        UTC ISO-8601, e.g. "2025-01-31T12:00:00.000Z"
@@ -25,7 +36,9 @@ squares of residuals near 1e308): every standard JSON parser tells the three
 apart, and ``float(value)`` reads the number and both strings. Version 1 wrote
 null for both undefined and infinite metrics. Floats are written with
 Python's shortest round-trip ``repr``, so a reader parsing them as float64
-gets back exactly the computed values.
+gets back exactly the computed values. A slice key's value is a string,
+number, boolean or null as the column holds it; a date or time is its
+ISO-8601 text. Version 2 had no slices, predictions or comparisons.
 
 Writes are atomic for a local path: the report is written to a temporary
 file in the destination directory (created then, with the mode the umask
@@ -48,8 +61,8 @@ import os
 import platform
 import secrets
 import stat
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time
 from importlib.metadata import version
 from typing import Any
 
@@ -60,19 +73,21 @@ import daskloss
 from daskloss.config import Settings, redacted, settings_digest
 from daskloss.errors import ConfigError
 from daskloss.evaluate import EvaluationResult
+from daskloss.formulas import compare
 from daskloss.policy import file_kind, redact_text, redact_url
+from daskloss.roles import EvaluationSpec
 from daskloss.sources.files import would_list
+from daskloss.stats import EvaluationStats, SliceStats
 
 __all__ = [
     "REPORT_VERSION",
     "build_report",
     "check_output_path",
-    "format_table",
     "render_json",
     "write_report",
 ]
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 
 
 def build_report(
@@ -89,37 +104,154 @@ def build_report(
     ``started`` and ``finished`` must be timezone-aware UTC datetimes.
     """
     metrics = result.metrics
-    return {
+    chosen = settings.evaluation.metrics
+    report: dict[str, Any] = {
         "report_version": REPORT_VERSION,
-        "metrics": {name: _json_number(metrics[name]) for name in settings.evaluation.metrics},
+        "metrics": _metrics(metrics, chosen),
         "count": metrics["count"],
         "weight_sum": _json_number(metrics["weight_sum"]),
         "skipped_rows": result.skipped_rows,
-        "dataset": {
-            "path": redact_url(settings.dataset.path),
-            "format": result.format,
-            "files": len(result.files),
-            "partitions": result.npartitions,
-        },
-        "columns": {
-            "y_true": settings.columns.y_true,
-            "y_pred": settings.columns.y_pred,
-            "weight": settings.columns.weight,
-        },
-        "nan_policy": settings.evaluation.nan_policy,
-        "scheduler": scheduler,
-        "started_at": _iso(started),
-        "finished_at": _iso(finished),
-        "duration_seconds": round(duration, 3),
-        "versions": {
-            "daskloss": daskloss.__version__,
-            "dask": version("dask"),
-            "distributed": version("distributed"),
-            "python": platform.python_version(),
-        },
-        "config_digest": settings_digest(settings),
-        "settings": redacted(settings),
     }
+    report.update(_breakdown(result, chosen, settings.evaluation.min_slice_count))
+    report.update(
+        {
+            "dataset": {
+                "path": redact_url(settings.dataset.path),
+                "format": result.format,
+                "files": len(result.files),
+                "partitions": result.npartitions,
+            },
+            "columns": {
+                "y_true": settings.columns.y_true,
+                "y_pred": _plain(settings.columns.y_pred),
+                "weight": settings.columns.weight,
+                "group_by": _plain(settings.evaluation.group_by),
+            },
+            "nan_policy": settings.evaluation.nan_policy,
+            "scheduler": scheduler,
+            "started_at": _iso(started),
+            "finished_at": _iso(finished),
+            "duration_seconds": round(duration, 3),
+            "versions": {
+                "daskloss": daskloss.__version__,
+                "dask": version("dask"),
+                "distributed": version("distributed"),
+                "python": platform.python_version(),
+            },
+            "config_digest": settings_digest(settings),
+            "settings": redacted(settings),
+        }
+    )
+    return report
+
+
+def _breakdown(
+    result: EvaluationResult, chosen: Sequence[str], min_count: int | None
+) -> dict[str, Any]:
+    """The report's slices, predictions and comparisons (none for a plain evaluation)."""
+    evaluation = result.evaluation
+    if evaluation is None:
+        return {}
+    spec = evaluation.spec
+    kept, other, folded = _fold(evaluation, min_count)
+    breakdown: dict[str, Any] = {}
+    per_prediction = {}
+    for index, name in enumerate(spec.y_pred):
+        entry: dict[str, Any] = {"metrics": _metrics(result.overall.predictions[name], chosen)}
+        if spec.group_by:
+            entry["slices"] = [_slice_entry(key, stats, spec, index, chosen) for key, stats in kept]
+            entry["other_slices"] = (
+                None if other is None else _other_entry(other, folded, index, chosen)
+            )
+        per_prediction[name] = entry
+    if spec.group_by:
+        first = per_prediction[spec.y_pred[0]]
+        breakdown["slices"] = first["slices"]
+        breakdown["other_slices"] = first["other_slices"]
+    if len(spec.y_pred) > 1:
+        breakdown["predictions"] = per_prediction
+        breakdown["comparisons"] = [
+            {
+                "prediction": spec.y_pred[j],
+                "baseline": spec.y_pred[base],
+                "metrics": _json_value(result.overall.comparisons[spec.y_pred[j]]),
+                "slices": [
+                    {
+                        "key": _key(spec, key),
+                        "count": stats.count,
+                        "metrics": _json_value(
+                            compare(stats.predictions[j], stats.predictions[base], stats.pairs[p])
+                        ),
+                    }
+                    for key, stats in kept
+                ]
+                if spec.group_by
+                else [],
+            }
+            for p, (j, base) in enumerate(spec.pairs)
+        ]
+    return breakdown
+
+
+def _fold(
+    evaluation: EvaluationStats, min_count: int | None
+) -> tuple[list[tuple[tuple[Any, ...], SliceStats]], SliceStats | None, int]:
+    """The slices kept, in key order, and the smaller ones folded together with their number."""
+    kept, small = [], []
+    for key in evaluation.sorted_keys():
+        stats = evaluation.slices[key]
+        (small if min_count is not None and stats.count < min_count else kept).append((key, stats))
+    other = SliceStats.merge_all([stats for _, stats in small]) if small else None
+    return kept, other, len(small)
+
+
+def _slice_entry(
+    key: tuple[Any, ...], stats: SliceStats, spec: EvaluationSpec, index: int, chosen: Sequence[str]
+) -> dict[str, Any]:
+    prediction = stats.predictions[index]
+    return {
+        "key": _key(spec, key),
+        "count": prediction.count,
+        "skipped_rows": prediction.skipped_rows,
+        "metrics": _metrics(prediction.metrics(), chosen),
+    }
+
+
+def _other_entry(
+    other: SliceStats, folded: int, index: int, chosen: Sequence[str]
+) -> dict[str, Any]:
+    prediction = other.predictions[index]
+    return {
+        "slices": folded,
+        "count": prediction.count,
+        "skipped_rows": prediction.skipped_rows,
+        "metrics": _metrics(prediction.metrics(), chosen),
+    }
+
+
+def _key(spec: EvaluationSpec, key: tuple[Any, ...]) -> dict[str, Any]:
+    """A slice key as JSON: ``{column: value}``, dates and times as ISO-8601 text."""
+    return {
+        name: value.isoformat() if isinstance(value, (date, datetime, time)) else value
+        for name, value in zip(spec.group_by, key, strict=True)
+    }
+
+
+def _metrics(metrics: Mapping[str, float | int], chosen: Sequence[str]) -> dict[str, Any]:
+    return {name: _json_number(metrics[name]) for name in chosen}
+
+
+def _json_value(value: Any) -> Any:
+    """Numbers made JSON-safe (see :func:`_json_number`) throughout nested dicts."""
+    if isinstance(value, Mapping):
+        return {name: _json_value(item) for name, item in value.items()}
+    if isinstance(value, float):
+        return _json_number(value)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _json_number(value: float | int) -> float | int | str | None:
@@ -138,45 +270,6 @@ def _iso(moment: datetime) -> str:
 def render_json(report: Mapping[str, Any]) -> str:
     """The report as strict JSON text (no NaN), indented, ending with a newline."""
     return json.dumps(report, indent=2, allow_nan=False) + "\n"
-
-
-def format_table(report: Mapping[str, Any]) -> str:
-    """A summary table of the report for people; numbers at full precision.
-
-    Examples
-    --------
-    >>> print(format_table({"metrics": {"se": "Infinity", "r2": None}, "count": 10,
-    ...     "skipped_rows": 0, "scheduler": "threads", "duration_seconds": 0.1,
-    ...     "dataset": {"path": "sample", "format": "parquet", "files": 1, "partitions": 2}}))
-    daskloss: 10 rows of sample (parquet, 1 file, 2 partitions)
-      se            inf (beyond the float64 range)
-      r2            undefined
-      skipped rows  0
-    evaluated on threads in 0.1 s
-    """
-    dataset = report["dataset"]
-    lines = [
-        f"daskloss: {_count(report['count'], 'row')} of {dataset['path']} "
-        f"({dataset['format']}, {_count(dataset['files'], 'file')}, "
-        f"{_count(dataset['partitions'], 'partition')})"
-    ]
-    rows = [*report["metrics"].items(), ("skipped rows", report["skipped_rows"])]
-    width = max(len(name) for name, _ in rows)
-    lines += [f"  {name:<{width}}  {_cell(value)}" for name, value in rows]
-    lines.append(f"evaluated on {report['scheduler']} in {report['duration_seconds']} s")
-    return "\n".join(lines)
-
-
-def _cell(value: float | int | str | None) -> str:
-    if value is None:
-        return "undefined"
-    if isinstance(value, str):
-        return f"{float(value)} (beyond the float64 range)"
-    return repr(value)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def check_output_path(path: str, dataset: str | None = None) -> None:

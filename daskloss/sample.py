@@ -3,8 +3,11 @@
 :func:`write_sample` writes a directory of Parquet files such as a model's
 batch-scoring job would leave behind: one row per scored item, with an
 ``id``, a ``segment`` label, the observed target ``y_true``, the model's
-prediction ``y_pred`` (the target plus noise, with a few gross outliers) and
-a positive sample ``weight``. Files have unequal sizes, as real output does.
+prediction ``y_pred`` (the target plus noise, with a few gross outliers), a
+positive sample ``weight``, and ``y_pred_baseline``, the prediction of an
+older model to compare with: noisier, but without the gross outliers, and
+better in the ``wholesale`` segment (so the new model wins on absolute errors
+and loses on squared errors). Files have unequal sizes, as real output does.
 The same ``rows``, ``files`` and ``seed`` always give the same values.
 """
 
@@ -25,6 +28,14 @@ __all__ = ["SEGMENTS", "write_sample"]
 #: Segment labels and the typical target value of each.
 SEGMENTS: dict[str, float] = {"retail": 120.0, "online": 80.0, "wholesale": 900.0, "partner": 300.0}
 _OUTLIER_SHARE = 0.005
+#: The relative noise of the baseline model by segment: without the candidate's
+#: gross outliers, and better than it in one segment.
+_BASELINE_SPREAD: dict[str, float] = {
+    "retail": 0.16,
+    "online": 0.15,
+    "wholesale": 0.05,
+    "partner": 0.14,
+}
 _FILE_NAME = "part-{:05d}.parquet"
 _FILE_PATTERN = re.compile(r"part-\d{5}\.parquet")
 
@@ -116,6 +127,8 @@ def _make_table(first_id: int, size: int, rng: np.random.Generator) -> pa.Table:
     outliers = rng.random(size) < _OUTLIER_SHARE
     noise[outliers] = rng.standard_t(df=3, size=int(outliers.sum())) * scale[outliers] * 2.0
     weight = 0.05 + rng.gamma(shape=2.0, scale=0.5, size=size)
+    spread = np.array(list(_BASELINE_SPREAD.values()))[codes]
+    baseline = y_true + rng.normal(0.0, 1.0, size=size) * spread * y_true
     return pa.table(
         {
             "id": pa.array(np.arange(first_id, first_id + size, dtype=np.int64)),
@@ -123,5 +136,6 @@ def _make_table(first_id: int, size: int, rng: np.random.Generator) -> pa.Table:
             "y_true": pa.array(y_true),
             "y_pred": pa.array(y_true + noise),
             "weight": pa.array(weight),
+            "y_pred_baseline": pa.array(baseline),
         }
     )

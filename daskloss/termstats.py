@@ -74,7 +74,7 @@ class SignedStats:
         summed = {
             f.name: getattr(self.positive, f.name) - getattr(self.negative, f.name)
             for f in fields(ErrorStats)
-            if f.name not in ("count", "max_abs_error", "skipped_rows")
+            if f.metadata.get("exact") and getattr(self.positive, f.name) is not None
         }
         largest = max(self.positive.max_abs_error, self.negative.max_abs_error)
         return ErrorStats(

@@ -97,3 +97,73 @@ def assert_bit_identical(actual: dict, expected: dict) -> None:
 
 def _bits(value: float | int) -> int:
     return int(np.float64(value).view(np.int64)) if isinstance(value, float) else value
+
+
+#: The 95% interval's quantile, as daskloss takes it (the float64 nearest the normal quantile).
+Z95 = 1.959963984540054
+
+
+def decimal_float(value) -> float:
+    """A Decimal computed with ample digits, rounded to float64 (the nearest, by comparison)."""
+    from decimal import Decimal
+
+    estimate = float(value)
+    if not math.isfinite(estimate) or value == 0:
+        return estimate
+    below, above = math.nextafter(estimate, -math.inf), math.nextafter(estimate, math.inf)
+    return min((below, estimate, above), key=lambda f: abs(Decimal(f) - value))
+
+
+def reference_comparison(y_true, a, b, weight=None) -> dict[str, dict[str, float]]:
+    """Differences (a - b) of MSE, MAE and RMSE with standard errors and 95% intervals.
+
+    Independent of daskloss: Fractions for every sum, then :mod:`decimal` at 120
+    digits for square roots, rounded once. The estimator is the one the README
+    states: the weighted variance of the per-row difference over ``n_eff - 1``,
+    ``n_eff = W**2 / sum(w**2)``; RMSE by the delta method.
+    """
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 120
+    y = np.asarray(y_true, dtype=np.float64)
+    da = [Fraction(v) for v in (np.asarray(a, dtype=np.float64) - y).tolist()]
+    db = [Fraction(v) for v in (np.asarray(b, dtype=np.float64) - y).tolist()]
+    w = [Fraction(v) for v in (np.ones_like(y) if weight is None else np.asarray(weight)).tolist()]
+    total = sum(w, Fraction(0))
+    n_minus_1 = (total * total - sum((x * x for x in w), Fraction(0))) / sum(
+        (x * x for x in w), Fraction(0)
+    )
+
+    def mean(values):
+        return sum((x * v for x, v in zip(w, values, strict=True)), Fraction(0)) / total
+
+    def dec(q: Fraction) -> Decimal:
+        return Decimal(q.numerator) / Decimal(q.denominator)
+
+    def entry(difference, variance) -> dict[str, float]:
+        stderr = dec(variance).sqrt() if not isinstance(variance, Decimal) else variance.sqrt()
+        centre = dec(difference) if isinstance(difference, Fraction) else difference
+        z = Decimal(Z95)
+        return {
+            "difference": decimal_float(centre),
+            "stderr": decimal_float(stderr),
+            "low": decimal_float(centre - z * stderr),
+            "high": decimal_float(centre + z * stderr),
+        }
+
+    sq = [x * x - v * v for x, v in zip(da, db, strict=True)]
+    ab = [abs(x) - abs(v) for x, v in zip(da, db, strict=True)]
+    mse = mean(sq)
+    mae = mean(ab)
+    result = {
+        "mse": entry(mse, (mean([s * s for s in sq]) - mse * mse) / n_minus_1),
+        "mae": entry(mae, (mean([s * s for s in ab]) - mae * mae) / n_minus_1),
+    }
+    m_a, m_b = mean([x * x for x in da]), mean([x * x for x in db])
+    var_a = (mean([x**4 for x in da]) - m_a * m_a) / n_minus_1
+    var_b = (mean([x**4 for x in db]) - m_b * m_b) / n_minus_1
+    cov = (mean([x * x * v * v for x, v in zip(da, db, strict=True)]) - m_a * m_b) / n_minus_1
+    root_a, root_b = dec(m_a).sqrt(), dec(m_b).sqrt()
+    variance = dec(var_a / (4 * m_a) + var_b / (4 * m_b)) - dec(cov) / (2 * root_a * root_b)
+    result["rmse"] = entry(root_a - root_b, variance)
+    return result

@@ -4,16 +4,17 @@ Everything numba compiles lives in this one module, so that numba's on-disk
 cache (keyed by this file) can never run stale code. How the paths work, and
 why they give the same integers, is written up in ``docs/kernel.md``.
 
-Bins: an accumulator is a ``uint64`` array of shape ``(NBINS, 2)``, one
-unsigned 128-bit integer per bin; bin ``i`` counts units of
-``2**(i - FRACTION_BITS)``. Signs are kept apart, so bins only grow.
+Sinks: exact sums are kept in a *sink*, a tuple of arrays holding each sum
+as a fixed-point multiword integer placed around its first term, with a
+full-range integer in a pool for terms outside that range (:func:`add_wide`).
+Signs are kept apart, so every add is of a non-negative integer.
 
 * The *row path* (:func:`rows_unweighted`, :func:`rows_weighted`) adds every
-  term of every row to its bin: the reference, and the road for stretches
+  term of every row to the sink: the reference, and the road for stretches
   holding non-finite values.
 * The *window paths* (:func:`windows_unweighted`, :func:`windows_weighted`)
   sum 26-bit limbs of values placed in a window of binades in plain uint64
-  lanes, one stretch of rows at a time, then add the lane sums to the bins.
+  lanes, one stretch of rows at a time, then add the lane sums to the sink.
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ from daskloss.exact import FRACTION_BITS
 
 __all__ = [
     "ACCUMULATORS",
-    "BLOCK_ROWS",
+    "ANCHOR_BELOW",
     "COUNTS",
+    "FULL_WORDS",
+    "HEADER_ROWS",
     "NBINS",
+    "POOL_ROWS",
+    "STATE_COLUMNS",
     "STRETCH_ROWS",
     "WEIGHTED_STRETCH_ROWS",
-    "bins_to_bytes",
+    "WORDS",
     "rows_unweighted",
     "rows_weighted",
     "windows_unweighted",
@@ -51,18 +56,27 @@ _HEADROOM = np.uint64(3)
 #: The largest finite float's biased exponent, and the unit of its mantissa.
 _LARGEST_BIASED = np.uint64(2046)
 _LARGEST_UNIT = 2046 - 1075
-#: Bins per accumulator. The highest bin is the larger of: the upper half of a
-#: product of three largest floats (2913 + 53 above the unit), and the top
-#: diagonal (26 * 7 above) of a weighted square whose three windows sit at
-#: their highest (the largest float's unit, plus the headroom, less the window).
-NBINS = (
-    FRACTION_BITS
-    + max(3 * _LARGEST_UNIT + 53, 3 * (_LARGEST_UNIT + int(_HEADROOM) - int(WINDOW)) + 26 * 7)
-    + 1
-)
-#: Rows accumulated before bins are flushed: at most two adds below 2**106
-#: per row and bin keeps every bin below 2**126.
-BLOCK_ROWS = 1 << 19
+#: Bits of a full-range integer: every unit from ``2**-FRACTION_BITS`` up to the top
+#: bit of a product of five largest floats (``w * d**4``), with the headroom a window
+#: can have above its values, and 64 bits to spare.
+NBINS = FRACTION_BITS + 5 * (_LARGEST_UNIT + 53 + int(_HEADROOM)) + 64
+#: Words of a sum's fixed-point integer in a sink (the top one is headroom for carries).
+WORDS = 16
+#: Bits a sum's fixed-point range keeps below its first non-zero term.
+ANCHOR_BELOW = 384
+#: The highest shift a 128-bit term may have: it spans three words, below the headroom word.
+_TOP_SHIFT = 64 * (WORDS - 3) - 1
+#: Columns of a state row: the words, the anchor (int64 bits), the pool entry (0: none).
+STATE_COLUMNS = WORDS + 2
+_ANCHOR, _ENTRY = WORDS, WORDS + 1
+#: Words of a full-range integer (every unit from ``2**-FRACTION_BITS`` up), and the
+#: state rows a pool entry takes.
+FULL_WORDS = (NBINS + 128) // 64 + 3
+POOL_ROWS = -(-FULL_WORDS // STATE_COLUMNS)
+#: The header row of a state array: where the pool starts, entries used and their room.
+_HEADER, _POOL_START, _POOL_USED, _POOL_ROOM = 0, 0, 1, 2
+HEADER_ROWS = 1
+UNSET = np.int64(-(2**62))
 
 _FRACTION_MASK = np.uint64((1 << 52) - 1)
 _LOW53 = np.uint64((1 << 53) - 1)
@@ -110,88 +124,118 @@ def split(x):
 
 
 @njit(inline="always")
-def _index(k, unit):
-    """Unsigned indices: numba then skips its negative-index wraparound (6.3 -> 4.8 ns/row)."""
-    return np.uint64(k), np.uint64(unit + FRACTION_BITS)
+def _shifted(shift, high, low):
+    """``(high * 2**64 + low) << (shift % 64)`` as three words, lowest first."""
+    r = np.uint64(shift & 63)
+    if r == _U0:
+        return low, high, _U0
+    left = np.uint64(64) - r
+    return low << r, (high << r) | (low >> left), high >> left
 
 
 @njit(inline="always")
-def add_wide(bins, k, unit, high, low):
-    """Add the 128-bit ``high * 2**64 + low`` times ``2**unit`` to accumulator ``k``."""
-    k, index = _index(k, unit)
-    total = bins[k, index, _U0] + low
-    bins[k, index, _U1] += high + (_U1 if total < low else _U0)
-    bins[k, index, _U0] = total
+def _add_words(words, row, shift, high, low):
+    """Add ``(high * 2**64 + low) << shift`` to the multiword integer in ``words[row]``.
+
+    Words are little-endian; the caller leaves a word of headroom above the
+    term, which absorbs every carry.
+    """
+    q = shift >> 6
+    w0, w1, w2 = _shifted(shift, high, low)
+    total = words[row, q] + w0
+    carry = _U1 if total < w0 else _U0
+    words[row, q] = total
+    total = words[row, q + 1] + w1
+    next_carry = _U1 if total < w1 else _U0
+    total += carry
+    next_carry += _U1 if total < carry else _U0
+    words[row, q + 1] = total
+    total = words[row, q + 2] + w2
+    carry = _U1 if total < w2 else _U0
+    total += next_carry
+    carry += _U1 if total < next_carry else _U0
+    words[row, q + 2] = total
+    i = q + 3
+    while carry != _U0:
+        total = words[row, i] + carry
+        carry = _U1 if total < carry else _U0
+        words[row, i] = total
+        i += 1
+
+
+@njit(nogil=True)
+def _add_outside(state, row, unit, high, low):
+    """A term outside the fixed-point range of sum ``row``: place the range, or use the pool.
+
+    A sum's first non-zero term places its range (``ANCHOR_BELOW`` bits under
+    the term); a later term outside it goes to the sum's full-range integer,
+    an entry of the pool opened on first use (the segment driver keeps room).
+    """
+    if (high | low) == _U0:
+        return
+    if np.int64(state[row, _ANCHOR]) == UNSET:
+        state[row, _ANCHOR] = np.uint64(unit - ANCHOR_BELOW)
+        _add_words(state, row, ANCHOR_BELOW, high, low)
+        return
+    entry = state[row, _ENTRY]
+    if entry == _U0:
+        state[_HEADER, _POOL_USED] += _U1
+        entry = state[_HEADER, _POOL_USED]
+        state[row, _ENTRY] = entry
+    first = np.int64(state[_HEADER, _POOL_START]) + (np.int64(entry) - 1) * POOL_ROWS
+    flat = state[first : first + POOL_ROWS].reshape(1, POOL_ROWS * STATE_COLUMNS)
+    _add_words(flat, 0, unit + FRACTION_BITS, high, low)
+
+
+@njit(nogil=True)
+def add_wide(sink, k, unit, high, low):
+    """Add the 128-bit ``high * 2**64 + low`` times ``2**unit`` to sum ``k`` of the sink.
+
+    A sink is ``(state, first)``: sum ``k`` is row ``first + k`` of ``state``,
+    a fixed-point integer of ``WORDS`` words whose lowest bit is worth
+    ``2**anchor``, placed by the sum's first non-zero term; terms outside that
+    range go to a full-range integer in the pool (see ``docs/kernel.md``).
+    Either way nothing is rounded.
+    """
+    state, first = sink
+    row = first + k
+    shift = unit - np.int64(state[row, _ANCHOR])
+    if shift >= 0 and shift <= _TOP_SHIFT:  # not when the range is unplaced (UNSET)
+        _add_words(state, row, shift, high, low)
+    else:
+        _add_outside(state, row, unit, high, low)
 
 
 @njit(inline="always")
-def add_mantissa(bins, k, unit, m):
-    """Add ``m * 2**unit`` to accumulator ``k``."""
-    k, index = _index(k, unit)
-    total = bins[k, index, _U0] + m
-    bins[k, index, _U0] = total
-    if total < m:  # the low word wrapped: carry (rare, so a branch beats a store)
-        bins[k, index, _U1] += _U1
+def add_mantissa(sink, k, unit, m):
+    """Add ``m * 2**unit`` to sum ``k``."""
+    add_wide(sink, k, unit, _U0, m)
 
 
 @njit(inline="always")
-def add_product(bins, k, unit, a, b):
+def add_product(sink, k, unit, a, b):
     """Add ``a * b * 2**unit`` (two mantissas) to accumulator ``k``; return ``a * b``.
 
     The product comes back as ``(high, low)`` words for :func:`add_triple`.
     """
     high, low = _mul_wide(a, b)
-    add_wide(bins, k, unit, high, low)
+    add_wide(sink, k, unit, high, low)
     return high, low
 
 
 @njit(inline="always")
-def add_triple(bins, k, unit, high, low, c):
+def add_triple(sink, k, unit, high, low, c):
     """Add ``(high * 2**64 + low) * c * 2**unit`` for a product of two mantissas.
 
     The 106-bit product is split into 53-bit halves; each half times the
     mantissa ``c`` fits 128 bits.
     """
     upper = (high << np.uint64(11)) | (low >> np.uint64(53))
-    add_product(bins, k, unit + 53, upper, c)
-    add_product(bins, k, unit, low & _LOW53, c)
+    add_product(sink, k, unit + 53, upper, c)
+    add_product(sink, k, unit, low & _LOW53, c)
 
 
-@cached_njit(nogil=True)
-def bins_to_bytes(bins):
-    """``(data, first)``: ``sum(bins[i] * 2**i) == int.from_bytes(data, "little") << first``.
-
-    Bins are 128-bit; only the span from the first to the last non-zero bin
-    is converted, carries kept exactly.
-    """
-    first = 0
-    while first < bins.shape[0] and bins[first, 0] == _U0 and bins[first, 1] == _U0:
-        first += 1
-    if first == bins.shape[0]:
-        return np.zeros(0, np.uint8), 0
-    first &= ~7  # start on a whole byte
-    last = bins.shape[0] - 1
-    while bins[last, 0] == _U0 and bins[last, 1] == _U0:
-        last -= 1
-    nbits = last + 1 - first + 130
-    out = np.zeros((nbits + 7) // 8, np.uint8)
-    carry_low = _U0
-    carry_high = _U0
-    for i in range(nbits):
-        if first + i <= last:
-            low = bins[first + i, 0]
-            high = bins[first + i, 1]
-            total = carry_low + low
-            carry_high += high + (_U1 if total < low else _U0)
-            carry_low = total
-        if carry_low & _U1:
-            out[i >> 3] |= np.uint8(1 << (i & 7))
-        carry_low = (carry_low >> _U1) | (carry_high << np.uint64(63))
-        carry_high >>= _U1
-    return out, first
-
-
-#: The accumulators (first axis of the bins array): one exact sum each, signs apart.
+#: The sums of a sink: one exact sum each, signs apart.
 ACCUMULATORS: tuple[str, ...] = (
     "weight",
     "squared_error",
@@ -233,18 +277,18 @@ def _count_nonfinite(y, p, w, counts):
 
 
 @cached_njit(nogil=True)
-def rows_unweighted(y_true, y_pred, weight, bins, counts):
-    return _accumulate_block(y_true, y_pred, weight, False, bins, counts)
+def rows_unweighted(y_true, y_pred, weight, sink, counts):
+    return _accumulate_block(y_true, y_pred, weight, False, sink, counts)
 
 
 @cached_njit(nogil=True)
-def rows_weighted(y_true, y_pred, weight, bins, counts):
-    return _accumulate_block(y_true, y_pred, weight, True, bins, counts)
+def rows_weighted(y_true, y_pred, weight, sink, counts):
+    return _accumulate_block(y_true, y_pred, weight, True, sink, counts)
 
 
 @njit(inline="always")
-def _accumulate_block(y_true, y_pred, weight, weighted, bins, counts):
-    """Accumulate one block of rows into ``bins`` and ``counts``; return max |d|.
+def _accumulate_block(y_true, y_pred, weight, weighted, sink, counts):
+    """Accumulate one block of rows into ``sink`` and ``counts``; return max |d|.
 
     Inlined into one compiled function per value of ``weighted``, so the
     unweighted loop carries no trace of weights. Rows with a non-finite value,
@@ -265,14 +309,14 @@ def _accumulate_block(y_true, y_pred, weight, weighted, bins, counts):
             counts[_NEGATIVE_WEIGHT] += 1
         else:
             rows += 1
-            a = _add_row(bins, y, d, w, weighted)
+            a = _add_row(sink, y, d, w, weighted)
             max_abs = max(max_abs, a if w > 0.0 else 0.0)
     counts[_ROWS] += rows
     return max_abs
 
 
 @njit(inline="always")
-def _add_row(bins, y, d, w, weighted):
+def _add_row(sink, y, d, w, weighted):
     """Add one finite row (weight ``w >= 0``) to every sum; return ``|d|``."""
     a = abs(d)
     md, ud = split(a)
@@ -281,22 +325,22 @@ def _add_row(bins, y, d, w, weighted):
     target_side = _TARGET_POS if y > 0.0 else _TARGET_NEG
     if weighted:
         mw, uw = split(w)
-        add_mantissa(bins, _WEIGHT, uw, mw)
-        high, low = add_product(bins, side, uw + ud, mw, md)
-        add_triple(bins, _SQUARED, uw + 2 * ud, high, low, md)
-        high, low = add_product(bins, target_side, uw + uy, mw, my)
-        add_triple(bins, _TARGET_SQUARED, uw + 2 * uy, high, low, my)
+        add_mantissa(sink, _WEIGHT, uw, mw)
+        high, low = add_product(sink, side, uw + ud, mw, md)
+        add_triple(sink, _SQUARED, uw + 2 * ud, high, low, md)
+        high, low = add_product(sink, target_side, uw + uy, mw, my)
+        add_triple(sink, _TARGET_SQUARED, uw + 2 * uy, high, low, my)
     else:
-        add_mantissa(bins, side, ud, md)
-        add_product(bins, _SQUARED, 2 * ud, md, md)
-        add_mantissa(bins, target_side, uy, my)
-        add_product(bins, _TARGET_SQUARED, 2 * uy, my, my)
+        add_mantissa(sink, side, ud, md)
+        add_product(sink, _SQUARED, 2 * ud, md, md)
+        add_mantissa(sink, target_side, uy, my)
+        add_product(sink, _TARGET_SQUARED, 2 * uy, my, my)
     return a
 
 
 #: Rows per stretch: limb products below 2**52 leave 12 bits of headroom in a uint64.
 STRETCH_ROWS = 4096
-#: Windows per stretch and sum before the remaining small values go to the bins.
+#: Windows per stretch and sum before the remaining small values go term by term to the sink.
 MAX_WINDOWS = 3
 
 _LIMB_MASK = np.uint64((1 << 26) - 1)
@@ -370,11 +414,11 @@ def _window_around(magnitude):
     return _window_below(magnitude) + _HEADROOM
 
 
-@njit(nogil=True)
-def _add_sides(bins, positive, negative, unit, total, negatives):
+@njit(inline="always")
+def _add_sides(sink, positive, negative, unit, total, negatives):
     """Add a sum of magnitudes whose negative terms sum to ``negatives``, signs apart."""
-    add_mantissa(bins, positive, unit, total - negatives)
-    add_mantissa(bins, negative, unit, negatives)
+    add_mantissa(sink, positive, unit, total - negatives)
+    add_mantissa(sink, negative, unit, negatives)
 
 
 @njit(inline="always")
@@ -462,20 +506,20 @@ def _both_windows(y_true, y_pred, start, stop, residual_base, target_base):
     return residual, (target_sums, target_top, target_bottom + _U1)
 
 
-@njit(nogil=True)
-def _add_window(bins, positive, negative, squared, base, sums):
-    """Add a window's sums to the bins of its sum (signs apart) and of its square."""
+@njit(inline="always")
+def _add_window(sink, positive, negative, squared, base, sums):
+    """Add a window's sums to the sink of its sum (signs apart) and of its square."""
     total_low, total_high, negative_low, negative_high, p00, p01, p02, p11, p12, p22 = sums
     unit = _base_unit(base)
-    _add_sides(bins, positive, negative, unit, total_low, negative_low)
-    _add_sides(bins, positive, negative, unit + 52, total_high, negative_high)
+    _add_sides(sink, positive, negative, unit, total_low, negative_low)
+    _add_sides(sink, positive, negative, unit + 52, total_high, negative_high)
     square = 2 * unit
-    add_mantissa(bins, squared, square, p00)
-    add_wide(bins, squared, square + 26, p01 >> _C63, p01 << _U1)
-    add_wide(bins, squared, square + 52, p02 >> _C63, p02 << _U1)
-    add_mantissa(bins, squared, square + 52, p11)
-    add_wide(bins, squared, square + 78, p12 >> _C63, p12 << _U1)
-    add_mantissa(bins, squared, square + 104, p22)
+    add_mantissa(sink, squared, square, p00)
+    add_wide(sink, squared, square + 26, p01 >> _C63, p01 << _U1)
+    add_wide(sink, squared, square + 52, p02 >> _C63, p02 << _U1)
+    add_mantissa(sink, squared, square + 52, p11)
+    add_wide(sink, squared, square + 78, p12 >> _C63, p12 << _U1)
+    add_mantissa(sink, squared, square + 104, p22)
 
 
 @njit(nogil=True)
@@ -485,8 +529,8 @@ def _under(magnitude, base):
 
 
 @njit(inline="always")
-def _windows_under(y_true, y_pred, start, stop, base, smallest, residual, bins, sides):
-    """Sums of the values under the window at ``base``: lower windows, then the bins."""
+def _windows_under(y_true, y_pred, start, stop, base, smallest, residual, sink, sides):
+    """Sums of the values under the window at ``base``: lower windows, then the sink."""
     positive, negative, squared = sides
     for _ in range(MAX_WINDOWS - 1):
         top_under = _U0
@@ -499,20 +543,20 @@ def _windows_under(y_true, y_pred, start, stop, base, smallest, residual, bins, 
             break
         base = lower
         sums = _window_pass(y_true, y_pred, start, stop, base, residual)
-        _add_window(bins, positive, negative, squared, base, sums)
+        _add_window(sink, positive, negative, squared, base, sums)
         if not _under(smallest, base):
             return
     for j in range(start, stop):
         x = _window_value(y_true, y_pred, np.uint64(j), residual)
         if _under(_magnitude(x), base):
             m, unit = split(abs(x))
-            add_mantissa(bins, negative if x < 0.0 else positive, unit, m)
-            add_product(bins, squared, 2 * unit, m, m)
+            add_mantissa(sink, negative if x < 0.0 else positive, unit, m)
+            add_product(sink, squared, 2 * unit, m, m)
 
 
 @cached_njit(nogil=True)
-def _settle_window(y_true, y_pred, start, stop, base, window, residual, bins, sides):
-    """Add one sum's window pass of a stretch to the bins; return the next stretch's base.
+def _settle_window(y_true, y_pred, start, stop, base, window, residual, sink, sides):
+    """Add one sum's window pass of a stretch to the sink; return the next stretch's base.
 
     ``window`` is ``(sums, largest magnitude, smallest non-zero magnitude)`` of
     the pass at ``base``. If values lay above the window, the pass is redone
@@ -523,9 +567,9 @@ def _settle_window(y_true, y_pred, start, stop, base, window, residual, bins, si
     if _above_window(top, base):
         base = _window_around(top)
         sums = _window_pass(y_true, y_pred, start, stop, base, residual)
-    _add_window(bins, positive, negative, squared, base, sums)
+    _add_window(sink, positive, negative, squared, base, sums)
     if _under(smallest, base):
-        _windows_under(y_true, y_pred, start, stop, base, smallest, residual, bins, sides)
+        _windows_under(y_true, y_pred, start, stop, base, smallest, residual, sink, sides)
     return _window_around(top)
 
 
@@ -534,7 +578,7 @@ _TARGET_SIDES = (_TARGET_POS, _TARGET_NEG, _TARGET_SQUARED)
 
 
 @cached_njit(nogil=True)
-def windows_unweighted(y_true, y_pred, weight, bins, counts):
+def windows_unweighted(y_true, y_pred, weight, sink, counts):
     """:func:`_accumulate_block` for unweighted rows, by window sums per stretch."""
     n = y_true.size
     if n == 0:
@@ -549,15 +593,15 @@ def windows_unweighted(y_true, y_pred, weight, bins, counts):
         residual_top = residual[1]
         if residual_top >> _C52 == _EXPONENT_MASK:  # a non-finite residual, target or prediction
             rows = (y_true[start:stop], y_pred[start:stop], weight)
-            max_abs = max(max_abs, rows_unweighted(*rows, bins, counts))
+            max_abs = max(max_abs, rows_unweighted(*rows, sink, counts))
             continue
         counts[_ROWS] += stop - start
         top_residual = _umax(top_residual, residual_top)
         residual_base = _settle_window(
-            y_true, y_pred, start, stop, residual_base, residual, True, bins, _RESIDUAL_SIDES
+            y_true, y_pred, start, stop, residual_base, residual, True, sink, _RESIDUAL_SIDES
         )
         target_base = _settle_window(
-            y_true, y_pred, start, stop, target_base, target, False, bins, _TARGET_SIDES
+            y_true, y_pred, start, stop, target_base, target, False, sink, _TARGET_SIDES
         )
     return max(max_abs, _bits_float(top_residual))
 
@@ -724,34 +768,34 @@ def _weighted_pass(y_true, y_pred, weight, start, stop, bases):
     return sums, (top_w, top_d, top_y), max_abs, left_out
 
 
-@njit(nogil=True)
-def _add_signed_to_bins(bins, positive, negative, unit, sums):
-    """Add five two's-complement diagonal sums to the bins of their signs."""
+@njit(inline="always")
+def _add_signed_to_bins(sink, positive, negative, unit, sums):
+    """Add five two's-complement diagonal sums to the sink of their signs."""
     for k in range(5):
         value = np.int64(sums[k])
         if value >= 0:
-            add_mantissa(bins, positive, unit + 26 * k, np.uint64(value))
+            add_mantissa(sink, positive, unit + 26 * k, np.uint64(value))
         else:
-            add_mantissa(bins, negative, unit + 26 * k, np.uint64(-value))
+            add_mantissa(sink, negative, unit + 26 * k, np.uint64(-value))
 
 
-@njit(nogil=True)
-def _add_weighted_window(bins, bases, sums):
-    """Add a weighted pass's sums to the bins at the units of their windows."""
+@njit(inline="always")
+def _add_weighted_window(sink, bases, sums):
+    """Add a weighted pass's sums to the sink at the units of their windows."""
     weight_low, weight_high, residual, squared, target, target_squared = sums
     weight_base, residual_base, target_base = bases
     uw = _base_unit(weight_base)
     ud = _base_unit(residual_base)
     uy = _base_unit(target_base)
-    add_mantissa(bins, _WEIGHT, uw, weight_low)
-    add_mantissa(bins, _WEIGHT, uw + 52, weight_high)
+    add_mantissa(sink, _WEIGHT, uw, weight_low)
+    add_mantissa(sink, _WEIGHT, uw + 52, weight_high)
     residual_abs, residual_neg = residual
     for k in range(5):
-        _add_sides(bins, _POSITIVE, _NEGATIVE, uw + ud + 26 * k, residual_abs[k], residual_neg[k])
-    _add_signed_to_bins(bins, _TARGET_POS, _TARGET_NEG, uw + uy, target)
+        _add_sides(sink, _POSITIVE, _NEGATIVE, uw + ud + 26 * k, residual_abs[k], residual_neg[k])
+    _add_signed_to_bins(sink, _TARGET_POS, _TARGET_NEG, uw + uy, target)
     for k in range(8):
-        add_mantissa(bins, _SQUARED, uw + 2 * ud + 26 * k, squared[k])
-        add_mantissa(bins, _TARGET_SQUARED, uw + 2 * uy + 26 * k, target_squared[k])
+        add_mantissa(sink, _SQUARED, uw + 2 * ud + 26 * k, squared[k])
+        add_mantissa(sink, _TARGET_SQUARED, uw + 2 * uy + 26 * k, target_squared[k])
 
 
 @njit(nogil=True)
@@ -771,7 +815,7 @@ def _above(tops, bases):
 
 
 @cached_njit(nogil=True)
-def windows_weighted(y_true, y_pred, weight, bins, counts):
+def windows_weighted(y_true, y_pred, weight, sink, counts):
     """:func:`_accumulate_block` for weighted rows, by window products per stretch."""
     n = y_true.size
     if n == 0:
@@ -793,20 +837,294 @@ def windows_weighted(y_true, y_pred, weight, bins, counts):
         top_w, top_d, _ = tops
         if top_w >> _C52 == _EXPONENT_MASK or top_d >> _C52 == _EXPONENT_MASK:
             rows = (y_true[start:stop], y_pred[start:stop], weight[start:stop])
-            max_abs = max(max_abs, rows_weighted(*rows, bins, counts))
+            max_abs = max(max_abs, rows_weighted(*rows, sink, counts))
             continue
         if _above(tops, bases):  # redo around the largest values
             bases = _bases_for(tops)
             sums, tops, stretch_max, left_out = _weighted_pass(
                 y_true, y_pred, weight, start, stop, bases
             )
-        _add_weighted_window(bins, bases, sums)
+        _add_weighted_window(sink, bases, sums)
         counts[_ROWS] += stop - start - left_out
         max_abs = max(max_abs, _bits_float(stretch_max))
         if left_out:
             for j in range(start, stop):
                 if _weighted_row_limbs(y_true, y_pred, weight, np.uint64(j), bases)[5] != _U0:
                     rows = (y_true[j : j + 1], y_pred[j : j + 1], weight[j : j + 1])
-                    max_abs = max(max_abs, rows_weighted(*rows, bins, counts))
+                    max_abs = max(max_abs, rows_weighted(*rows, sink, counts))
         bases = _bases_for(tops)
     return max_abs
+
+
+# --- Segments: each group's rows, each prediction, into the group's sums ---------------------
+
+#: Sums per (group, prediction) in a sink: the seven of :data:`ACCUMULATORS`.
+NSUMS = len(ACCUMULATORS)
+
+
+@njit(inline="always")
+def _sum_segments(
+    block, y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+):
+    """Sum each segment of rows (one group's) for each prediction, from step ``first``.
+
+    ``segments`` rows are ``(group, start, stop)``. ``layout`` is ``(sums per
+    group, pairs)``: each group owns that many consecutive rows of ``state``
+    from ``HEADER_ROWS + g * sums``, ``NSUMS`` per prediction, then the moments
+    (:func:`_moments`) when there are more. Step ``s * steps + j`` is segment
+    ``s`` and prediction ``j``, then the moments. Row counts go to
+    ``counts[g]`` for the first prediction and to ``spare`` for the others (the
+    same rows). Returns the step to resume from when the pool may run out of
+    room (a step may open every sum it adds to), else the number of steps.
+    """
+    sums, pairs = layout
+    npreds = preds.shape[0]
+    moments = sums > npreds * NSUMS
+    per_segment = npreds + (1 if moments else 0)
+    steps = segments.shape[0] * per_segment
+    for step in range(first, steps):
+        if state[_HEADER, _POOL_USED] + np.uint64(sums) > state[_HEADER, _POOL_ROOM]:
+            return step
+        s = step // per_segment
+        j = step - s * per_segment
+        g = segments[s, 0]
+        start = segments[s, 1]
+        stop = segments[s, 2]
+        rows = HEADER_ROWS + g * sums
+        part = weight[start:stop] if weight.size else weight
+        if j == npreds:
+            _moments(
+                y_true[start:stop], preds[:, start:stop], part, pairs, (state, rows + j * NSUMS)
+            )
+            continue
+        tally = counts[g] if j == 0 else spare
+        largest = block(
+            y_true[start:stop], preds[j, start:stop], part, (state, rows + j * NSUMS), tally
+        )
+        max_abs[g, j] = max(max_abs[g, j], largest)
+    return steps
+
+
+@njit(inline="always")
+def _times(words, m):
+    """A five-word little-endian integer times a uint64 ``m`` (the product fits five words)."""
+    w0, w1, w2, w3, w4 = words
+    h0, l0 = _mul_wide(w0, m)
+    h1, l1 = _mul_wide(w1, m)
+    h2, l2 = _mul_wide(w2, m)
+    h3, l3 = _mul_wide(w3, m)
+    r1 = l1 + h0
+    c = _U1 if r1 < l1 else _U0
+    r2 = l2 + h1
+    c2 = _U1 if r2 < l2 else _U0
+    r2 += c
+    c2 += _U1 if r2 < c else _U0
+    r3 = l3 + h2
+    c3 = _U1 if r3 < l3 else _U0
+    r3 += c2
+    c3 += _U1 if r3 < c2 else _U0
+    r4 = w4 * m + h3 + c3
+    return l0, r1, r2, r3, r4
+
+
+@njit(inline="always")
+def _add_product(sink, k, unit, words):
+    """Add a five-word integer times ``2**unit`` to sum ``k``."""
+    w0, w1, w2, w3, w4 = words
+    add_wide(sink, k, unit, w1, w0)
+    add_wide(sink, k, unit + 128, w3, w2)
+    add_wide(sink, k, unit + 256, _U0, w4)
+
+
+@njit(nogil=True)
+def _moments(y_true, preds, weight, pairs, sink):
+    """The moments of the rows kept, term by term: exact products of up to five floats.
+
+    Sums, in order: ``sum(w**2)``; ``sum(w * d**4)`` for each prediction; then
+    for each pair ``(a, b)`` of ``pairs``, ``sum(w * d_a**2 * d_b**2)`` and
+    ``sum(w * |d_a| * |d_b|)``. A row is kept as the sums of :func:`_add_row`
+    keep it: finite values, a weight that is not negative, no residual that
+    overflows.
+    """
+    npreds = preds.shape[0]
+    for i in range(y_true.size):
+        y = y_true[i]
+        w = weight[i] if weight.size else 1.0
+        kept = math.isfinite(y) and math.isfinite(w) and w >= 0.0
+        for j in range(npreds):
+            kept = kept and math.isfinite(preds[j, i] - y)
+        if not kept or w == 0.0:
+            continue
+        mw, uw = split(w)
+        high, low = _mul_wide(mw, mw)
+        add_wide(sink, 0, 2 * uw, high, low)
+        for j in range(npreds):
+            md, ud = split(abs(preds[j, i] - y))
+            words = _times(_times(_times((md, _U0, _U0, _U0, _U0), md), md), md)
+            _add_product(sink, 1 + j, uw + 4 * ud, _times(words, mw))
+        for p in range(pairs.shape[0]):
+            ma, ua = split(abs(preds[pairs[p, 0], i] - y))
+            mb, ub = split(abs(preds[pairs[p, 1], i] - y))
+            words = _times(_times(_times((ma, _U0, _U0, _U0, _U0), ma), mb), mb)
+            _add_product(sink, 1 + npreds + 2 * p, uw + 2 * ua + 2 * ub, _times(words, mw))
+            words = _times(_times((ma, _U0, _U0, _U0, _U0), mb), mw)
+            _add_product(sink, 2 + npreds + 2 * p, uw + ua + ub, words)
+
+
+def moment_sums(predictions: int, pairs: int) -> int:
+    """The number of moment sums of :func:`_moments` (0 without them)."""
+    return 1 + predictions + 2 * pairs
+
+
+@cached_njit(nogil=True)
+def segments_windows_unweighted(
+    y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+):
+    """:func:`_sum_segments` by the unweighted window path."""
+    return _sum_segments(
+        windows_unweighted,
+        y_true,
+        preds,
+        weight,
+        segments,
+        layout,
+        state,
+        counts,
+        spare,
+        max_abs,
+        first,
+    )
+
+
+@cached_njit(nogil=True)
+def segments_windows_weighted(
+    y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+):
+    """:func:`_sum_segments` by the weighted window path."""
+    return _sum_segments(
+        windows_weighted,
+        y_true,
+        preds,
+        weight,
+        segments,
+        layout,
+        state,
+        counts,
+        spare,
+        max_abs,
+        first,
+    )
+
+
+@cached_njit(nogil=True)
+def segments_rows_unweighted(
+    y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+):
+    """:func:`_sum_segments` by the unweighted row path (the reference)."""
+    return _sum_segments(
+        rows_unweighted,
+        y_true,
+        preds,
+        weight,
+        segments,
+        layout,
+        state,
+        counts,
+        spare,
+        max_abs,
+        first,
+    )
+
+
+@cached_njit(nogil=True)
+def segments_rows_weighted(
+    y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+):
+    """:func:`_sum_segments` by the weighted row path (the reference)."""
+    return _sum_segments(
+        rows_weighted, y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+    )
+
+
+@cached_njit(nogil=True)
+def group_rows(codes, ngroups, y_true, preds, weight):
+    """The rows sorted by group code (stable), and the segments ``(group, start, stop)``.
+
+    One counting pass and one scatter of every column: each group's rows end
+    up contiguous, in their order of arrival.
+    """
+    n = codes.size
+    starts = np.zeros(ngroups + 1, np.int64)
+    for i in range(n):
+        starts[codes[i] + 1] += 1
+    present = 0
+    for g in range(ngroups):
+        present += starts[g + 1] != 0
+        starts[g + 1] += starts[g]
+    segments = np.empty((present, 3), np.int64)
+    s = 0
+    for g in range(ngroups):
+        if starts[g + 1] != starts[g]:
+            segments[s, 0] = g
+            segments[s, 1] = starts[g]
+            segments[s, 2] = starts[g + 1]
+            s += 1
+    npreds = preds.shape[0]
+    sorted_true = np.empty(n, np.float64)
+    sorted_preds = np.empty((npreds, n), np.float64)
+    sorted_weight = np.empty(weight.size, np.float64)
+    for i in range(n):
+        g = codes[i]
+        at = starts[g]
+        starts[g] = at + 1
+        sorted_true[at] = y_true[i]
+        for j in range(npreds):
+            sorted_preds[j, at] = preds[j, i]
+        if weight.size:
+            sorted_weight[at] = weight[i]
+    return sorted_true, sorted_preds, sorted_weight, segments
+
+
+#: Row outcomes of :func:`row_outcomes`.
+ROW_KEPT, ROW_SKIPPED, ROW_NEGATIVE_WEIGHT, ROW_OVERFLOW = 0, 1, 2, 3
+
+
+@cached_njit(nogil=True)
+def row_outcomes(y_true, preds, weight, nonfinite):
+    """Each row's outcome across the target, every prediction and the weight.
+
+    A row is skipped when any of its values is NaN or infinite, refused when its
+    weight is negative or a residual overflows, else kept. ``nonfinite`` counts
+    the non-finite values per column: the target, the weight, then each
+    prediction. Returns the outcomes (uint8) and the number of rows not kept.
+    """
+    n = y_true.size
+    npreds = preds.shape[0]
+    outcome = np.zeros(n, np.uint8)
+    bad = 0
+    for i in range(n):
+        y = y_true[i]
+        w = weight[i] if weight.size else 1.0
+        skipped = False
+        if not math.isfinite(y):
+            nonfinite[0] += 1
+            skipped = True
+        if not math.isfinite(w):
+            nonfinite[1] += 1
+            skipped = True
+        overflow = False
+        for j in range(npreds):
+            p = preds[j, i]
+            if not math.isfinite(p):
+                nonfinite[2 + j] += 1
+                skipped = True
+            elif not math.isfinite(p - y):
+                overflow = True
+        if skipped:
+            outcome[i] = ROW_SKIPPED
+        elif w < 0.0:
+            outcome[i] = ROW_NEGATIVE_WEIGHT
+        elif overflow:
+            outcome[i] = ROW_OVERFLOW
+        bad += outcome[i] != ROW_KEPT
+    return outcome, bad

@@ -10,18 +10,23 @@ A job config is a TOML file with five tables (only ``[dataset]`` and
 
     [columns]
     y_true = "y_true"           # required
-    y_pred = "y_pred"           # required
+    y_pred = "y_pred"           # required; or a list: several models on the same rows
     weight = "weight"           # optional; omitted = every row weighs 1
 
     [evaluation]
     nan_policy = "error"        # "error" or "skip"
     metrics = ["mse", "rmse"]   # subset of daskloss.METRIC_NAMES; omitted = all
     split_every = 8             # fan-in of the merge tree; omitted = the default (8)
+    group_by = ["segment"]      # slice key columns (or hive directories); omitted = none
+    min_slice_count = 100       # smaller slices are folded into one "other" entry
+    baseline = "y_pred_old"     # the prediction the others are compared with (default: first)
 
     [output]
     path = "report.json"        # local path or fsspec URL; omitted = no report file
     format = "json"
     storage_options = {}        # fsspec options for a URL path
+    table_slices = 20           # slices the terminal table shows: the worst by table_metric
+    table_metric = "mse"
 
     [cluster]
     address = ""                # "" = embedded default; else e.g. "tcp://host:8786"
@@ -209,6 +214,26 @@ def _metrics(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _columns(value: Any) -> str | tuple[str, ...]:
+    """A column name, or a non-empty list of distinct ones."""
+    if not isinstance(value, list):
+        return _text(value)
+    if not value:
+        raise _Invalid("expected a column name or a non-empty list of column names")
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            raise _Invalid("expected column names (non-empty strings)", found=name)
+    if len(set(value)) < len(value):
+        raise _Invalid("expected each column once")
+    return tuple(value)
+
+
+def _table_metric(value: Any) -> str:
+    if value not in METRIC_NAMES or value == "count":
+        raise _Invalid(f"expected a metric name from {', '.join(METRIC_NAMES[1:])}")
+    return value
+
+
 @dataclass(frozen=True)
 class DatasetSettings:
     """``[dataset]``: where the predictions are and how to read them."""
@@ -220,20 +245,23 @@ class DatasetSettings:
 
 @dataclass(frozen=True)
 class ColumnSettings:
-    """``[columns]``: the names of the target, prediction and weight columns."""
+    """``[columns]``: the target, the prediction (or several) and the weight columns."""
 
     y_true: str = _setting(_text)
-    y_pred: str = _setting(_text)
+    y_pred: str | tuple[str, ...] = _setting(_columns)
     weight: str | None = _setting(_text, default=None)
 
 
 @dataclass(frozen=True)
 class EvaluationSettings:
-    """``[evaluation]``: the NaN policy, the metrics to report, the merge fan-in."""
+    """``[evaluation]``: the NaN policy, the metrics, slices, comparisons, the merge fan-in."""
 
     nan_policy: str = _setting(_choice(*NAN_POLICIES), default="error")
     metrics: tuple[str, ...] = _setting(_metrics, default=METRIC_NAMES)
     split_every: int | bool | None = _setting(_split_every, default=None)
+    group_by: str | tuple[str, ...] | None = _setting(_columns, default=None)
+    min_slice_count: int | None = _setting(_integer(1), default=None)
+    baseline: str | None = _setting(_text, default=None)
 
 
 @dataclass(frozen=True)
@@ -243,6 +271,8 @@ class OutputSettings:
     path: str | None = _setting(_output_path, default=None)
     format: str = _setting(_choice("json"), default="json")
     storage_options: Mapping[str, Any] = _secret_setting(_table, lambda: MappingProxyType({}))
+    table_slices: int = _setting(_integer(0), default=20)
+    table_metric: str = _setting(_table_metric, default="mse")
 
 
 #: Upper bound of ``cluster.n_workers`` and ``cluster.threads_per_worker``: a

@@ -34,11 +34,12 @@ def plan_source(
     source: Source,
     columns: Sequence[str],
     *,
+    keys: Sequence[str] = (),
     format: FileFormat | None = None,
     storage_options: Mapping[str, Any] | None = None,
     read_roots: ReadRoots | None = None,
 ) -> Plan:
-    """Cut ``source`` into work units that read ``columns``.
+    """Cut ``source`` into work units that read the numeric ``columns`` and the slice ``keys``.
 
     ``format``, ``storage_options`` and ``read_roots`` apply to files (see
     :func:`daskloss.sources.files.plan_files`).
@@ -49,15 +50,16 @@ def plan_source(
         A source of a kind daskloss cannot read.
     """
     if isinstance(source, dd.DataFrame):
-        return plan_dask(source, columns)
+        return plan_dask(source, columns, keys)
     if isinstance(source, pd.DataFrame):
-        return plan_pandas(source, columns)
+        return plan_pandas(source, columns, keys)
     if _is_path(source) or (
         isinstance(source, (list, tuple)) and source and all(map(_is_path, source))
     ):
         return plan_files(
             source,
             columns,
+            keys=keys,
             format=format,
             storage_options=storage_options,
             read_roots=read_roots,

@@ -23,9 +23,12 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
+from urllib.parse import unquote
 
 import fsspec
+import pyarrow as pa
 
 from daskloss.errors import EmptyDatasetError, ReadError, SchemaError
 from daskloss.names import FILE_FORMATS, FileFormat, check_choice
@@ -51,6 +54,7 @@ def plan_files(
     path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     columns: Sequence[str],
     *,
+    keys: Sequence[str] = (),
     format: FileFormat | None = None,
     storage_options: Mapping[str, Any] | None = None,
     read_roots: ReadRoots | None = None,
@@ -64,6 +68,9 @@ def plan_files(
         with ``_`` or ``.``), glob, or fsspec URL such as ``s3://bucket/preds/``.
     columns : sequence of str
         The columns to read; each must exist and be numeric in every file.
+    keys : sequence of str
+        Slice key columns: columns of the files (strings, integers, booleans,
+        dates...), or the names of hive partition directories (``day=.../``).
     format : {'parquet', 'csv'}, optional
         Inferred from the file names when omitted (``.csv`` means CSV).
     storage_options : mapping, optional
@@ -100,9 +107,22 @@ def plan_files(
     roots.check_files(names)
     chosen = format or _inferred_format(names, path)
     reader = FileReader(fs, tuple(columns), chosen, format_given=format is not None, roots=roots)
+    in_files = set(reader.column_names(names[0])) if keys else set()
+    partitions = _partitions(names, [key for key in keys if key not in in_files])
+    reader = replace(
+        reader,
+        keys=tuple(key for key in keys if key in in_files),
+        partition_keys=tuple((name, kind) for name, (kind, _) in partitions.items()),
+    )
     schema = reader.schema(names[0])
-    reader = FileReader(fs, tuple(columns), chosen, tuple(schema.types), format is not None, roots)
-    sized = [(piece, size) for name, size in files for piece in _pieces(reader, name, size)]
+    reader = replace(reader, types=tuple(schema.types))
+    sized = [
+        (piece, size)
+        for index, (name, size) in enumerate(files)
+        for piece in _pieces(
+            reader, name, size, tuple((key, found[index]) for key, (_, found) in partitions.items())
+        )
+    ]
     units = tuple(FileUnit(reader, batch) for batch in _batches(sized))
     _LOG.debug(
         "%s files: %d pieces in %d units, columns %s with types %s",
@@ -121,10 +141,12 @@ def _urls(path: Any) -> list[str]:
     return [os.fspath(path)]
 
 
-def _pieces(reader: FileReader, path: str, size: int) -> list[Piece]:
+def _pieces(
+    reader: FileReader, path: str, size: int, partition: tuple[tuple[str, Any], ...] = ()
+) -> list[Piece]:
     """A small file is one piece; a large Parquet file is cut between row groups."""
     if reader.format == "csv" or size <= PIECE_BYTES // 4:
-        return [Piece(path)]
+        return [Piece(path, None, partition)]
     metadata = reader.footer(path)
     pieces: list[Piece] = []
     run: list[int] = []
@@ -132,12 +154,52 @@ def _pieces(reader: FileReader, path: str, size: int) -> list[Piece]:
     for index in range(metadata.num_row_groups):
         group_bytes = reader.decoded_bytes(metadata.row_group(index).num_rows)
         if run and run_bytes + group_bytes > PIECE_BYTES:
-            pieces.append(Piece(path, tuple(run)))
+            pieces.append(Piece(path, tuple(run), partition))
             run, run_bytes = [], 0
         run.append(index)
         run_bytes += group_bytes
-    pieces.append(Piece(path, tuple(run)) if run else Piece(path))
-    return pieces if len(pieces) > 1 else [Piece(path)]
+    pieces.append(Piece(path, tuple(run) if run else None, partition))
+    return pieces if len(pieces) > 1 else [Piece(path, None, partition)]
+
+
+#: The directory value hive writers use for a null key.
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _partitions(
+    files: Sequence[str], keys: Sequence[str]
+) -> dict[str, tuple[pa.DataType, list[Any]]]:
+    """Each key's type and value in each file, from hive directory names ``key=value/``.
+
+    A key whose every value is an integer is an int64, else a string; the
+    directory value ``__HIVE_DEFAULT_PARTITION__`` is a null.
+
+    Raises
+    ------
+    SchemaError
+        A key that is neither a column of the files nor a directory of one of them.
+    """
+    partitions: dict[str, tuple[pa.DataType, list[Any]]] = {}
+    for key in keys:
+        found: list[Any] = []
+        for file in files:
+            values = [
+                unquote(part.split("=", 1)[1])
+                for part in file.replace("\\", "/").split("/")[:-1]
+                if part.startswith(key + "=")
+            ]
+            if not values:
+                raise SchemaError(
+                    f"group_by column {key!r} is not a column of the dataset's first file nor a "
+                    f"partition directory ({key}=value/) of {file}; check evaluation.group_by"
+                )
+            found.append(None if values[-1] == _HIVE_NULL else values[-1])
+        if all(v is None or _INTEGER.fullmatch(v) for v in found):
+            partitions[key] = (pa.int64(), [None if v is None else int(v) for v in found])
+        else:
+            partitions[key] = (pa.string(), found)
+    return partitions
 
 
 def _inferred_format(names: Sequence[str], path: Any) -> FileFormat:

@@ -8,10 +8,12 @@ from typing import Any
 
 import dask.dataframe as dd
 import pandas as pd
+import pyarrow as pa
 
 from daskloss.chunks import Chunk
 from daskloss.columns import chunks_of_columns
 from daskloss.errors import SchemaError
+from daskloss.keys import check_key_type
 from daskloss.sources.plan import Plan
 
 __all__ = ["PANDAS_UNIT_ROWS", "FrameUnit", "plan_dask", "plan_pandas"]
@@ -22,55 +24,64 @@ PANDAS_UNIT_ROWS = 1 << 20
 
 @dataclass(frozen=True)
 class FrameUnit:
-    """Some rows of a DataFrame: a pandas frame (or a Dask partition, computed where it runs)."""
+    """Some rows of a DataFrame: a pandas frame (or a Dask partition, computed where it runs).
+
+    ``keys`` names the frame's slice key columns; every other column is numeric.
+    """
 
     frame: Any
     label: str
+    keys: tuple[str, ...] = ()
 
     def chunks(self) -> Iterator[Chunk]:
-        """The frame's columns as aligned float64 chunks."""
+        """The frame's columns as aligned float64 chunks, its key columns as Arrow arrays."""
         frame: pd.DataFrame = self.frame
-        values = {name: frame[name] for name in frame.columns}
-        yield from chunks_of_columns(values, [(self.label, len(frame))], where=f" in {self.label}")
+        where = f" in {self.label}"
+        values = {name: frame[name] for name in frame.columns if name not in self.keys}
+        keys = {name: pa.array(frame[name], from_pandas=True) for name in self.keys}
+        for name, column in keys.items():
+            check_key_type(name, column.type, where)
+        yield from chunks_of_columns(values, [(self.label, len(frame))], where=where, keys=keys)
 
 
-def plan_dask(frame: dd.DataFrame, columns: Sequence[str]) -> Plan:
-    """One unit per partition of a Dask DataFrame, holding only ``columns``.
+def plan_dask(frame: dd.DataFrame, columns: Sequence[str], keys: Sequence[str] = ()) -> Plan:
+    """One unit per partition of a Dask DataFrame, holding only ``columns`` and ``keys``.
 
     The partitions stay lazy: each is computed (with whatever made it) in the
     task that sums it.
     """
-    selected = frame[_checked(frame.columns, frame.dtypes, columns)]
+    selected = frame[_checked(frame.columns, frame.dtypes, columns, keys)]
     parts = selected.to_delayed(optimize_graph=True)
     units = tuple(
-        FrameUnit(part, f"partition {index} of the Dask DataFrame")
+        FrameUnit(part, f"partition {index} of the Dask DataFrame", tuple(keys))
         for index, part in enumerate(parts)
     )
     return Plan(units=units, kind="dask")
 
 
-def plan_pandas(frame: pd.DataFrame, columns: Sequence[str]) -> Plan:
-    """Units of up to ``PANDAS_UNIT_ROWS`` rows of a pandas DataFrame, holding only ``columns``."""
-    selected = frame[_checked(frame.columns, frame.dtypes, columns)]
+def plan_pandas(frame: pd.DataFrame, columns: Sequence[str], keys: Sequence[str] = ()) -> Plan:
+    """Units of up to ``PANDAS_UNIT_ROWS`` rows of a pandas DataFrame: ``columns`` and ``keys``."""
+    selected = frame[_checked(frame.columns, frame.dtypes, columns, keys)]
     units = tuple(
         FrameUnit(
             selected.iloc[start : start + PANDAS_UNIT_ROWS],
             f"rows {start} to {min(start + PANDAS_UNIT_ROWS, len(selected)) - 1} of the DataFrame",
+            tuple(keys),
         )
         for start in range(0, max(len(selected), 1), PANDAS_UNIT_ROWS)
     )
     return Plan(units=units, kind="pandas")
 
 
-def _checked(names: Any, dtypes: Any, columns: Sequence[str]) -> list[str]:
-    """The needed columns, checked up front: present, once, and numeric."""
-    missing = [name for name in columns if name not in names]
+def _checked(names: Any, dtypes: Any, columns: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """The needed columns, checked up front: present, once, numeric (keys: not float)."""
+    missing = [name for name in [*columns, *keys] if name not in names]
     if missing:
         raise SchemaError(
             f"column(s) {missing} not found in the DataFrame; its columns are: "
             f"{[str(c) for c in names]}"
         )
-    repeated = sorted({name for name in columns if list(names).count(name) > 1})
+    repeated = sorted({name for name in [*columns, *keys] if list(names).count(name) > 1})
     if repeated:
         raise SchemaError(f"the DataFrame has more than one column named {repeated}")
     for name in columns:
@@ -80,4 +91,7 @@ def _checked(names: Any, dtypes: Any, columns: Sequence[str]) -> list[str]:
                 f"column {name!r} must be numeric (float or integer), found dtype {dtype}; "
                 "cast it first"
             )
-    return list(columns)
+    for name in keys:
+        if pd.api.types.is_float_dtype(dtypes[name]):
+            check_key_type(name, pa.float64(), " of the DataFrame")  # refused, with the reason
+    return [*columns, *keys]

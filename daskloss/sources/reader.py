@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 from daskloss.chunks import Chunk
 from daskloss.columns import chunks_of_columns
 from daskloss.errors import DasklossError, DataError, ReadError, SchemaError
+from daskloss.keys import check_key_type
 from daskloss.names import FileFormat
 from daskloss.policy import ReadRoots, redact_text
 
@@ -65,10 +66,15 @@ _READ_FAILURES = (pa.ArrowException, OSError, EOFError, ValueError, IndexError)
 
 @dataclass(frozen=True)
 class Piece:
-    """One task's worth of a file: all of it, or a run of its row groups."""
+    """One task's worth of a file: all of it, or a run of its row groups.
+
+    ``partition`` holds the values of the slice keys its directories name
+    (``day=2026-11-30/``), as ``(column, value)`` pairs.
+    """
 
     path: str
     row_groups: tuple[int, ...] | None = None
+    partition: tuple[tuple[str, Any], ...] = ()
 
     def __str__(self) -> str:
         if self.row_groups is None:
@@ -81,10 +87,13 @@ class Piece:
 class FileReader:
     """Reads and checks the needed columns of a dataset's files. Picklable.
 
-    ``types`` are the needed columns' types in the dataset's first file (None
-    while that file is being opened); ``format_given`` says whether the user
-    named the format, so that an error can suggest naming it; ``roots`` are
-    the read roots, checked again on the file opened wherever it is read.
+    ``columns`` are the numeric columns to read and ``keys`` the slice key
+    columns the files hold; ``partition_keys`` are ``(name, type)`` of the
+    slice keys that directory names give (see :class:`Piece`). ``types`` are
+    the types of the columns and keys in the dataset's first file (None while
+    that file is being opened); ``format_given`` says whether the user named the format, so that
+    an error can suggest naming it; ``roots`` are the read roots, checked
+    again on the file opened wherever it is read.
     """
 
     fs: fsspec.AbstractFileSystem
@@ -93,6 +102,13 @@ class FileReader:
     types: tuple[pa.DataType, ...] | None = None
     format_given: bool = True
     roots: ReadRoots = field(default_factory=ReadRoots)
+    keys: tuple[str, ...] = ()
+    partition_keys: tuple[tuple[str, pa.DataType], ...] = ()
+
+    @property
+    def read_columns(self) -> tuple[str, ...]:
+        """Every column read from the files: the numeric ones, then the keys."""
+        return self.columns + self.keys
 
     @functools.cached_property
     def local(self) -> bool:
@@ -101,17 +117,30 @@ class FileReader:
 
     @functools.cached_property
     def expected_schema(self) -> pa.Schema:
-        """The needed columns with the types of the dataset's first file."""
+        """The columns read, with the types of the dataset's first file."""
         assert self.types is not None, "reading needs the dataset's column types"
-        return pa.schema(list(zip(self.columns, self.types, strict=True)))
+        return pa.schema(list(zip(self.read_columns, self.types, strict=True)))
 
     def schema(self, path: str) -> pa.Schema:
-        """The needed columns' schema, from the Parquet footer or the CSV header, checked."""
+        """The schema of the columns read, from the Parquet footer or the CSV header, checked."""
         if self.format == "csv":
             self._check_csv_header(path)
-            return pa.schema([(name, pa.float64()) for name in self.columns])
+            return pa.schema(
+                [(name, pa.float64()) for name in self.columns]
+                + [(name, pa.string()) for name in self.keys]
+            )
         with self._open(path) as handle:
             return self._checked_schema(self._parquet(handle, path), path)
+
+    def column_names(self, path: str) -> list[str]:
+        """Every column name of a file (its Parquet schema or CSV header)."""
+        if self.format == "csv":
+            return self._csv_names(path)
+        with self._open(path) as handle:
+            try:
+                return self._parquet(handle, path).schema_arrow.names
+            except _READ_FAILURES as exc:
+                raise self._corrupt(path, exc) from exc
 
     def footer(self, path: str) -> pq.FileMetaData:
         """A Parquet file's footer (its row groups and their row counts)."""
@@ -119,8 +148,8 @@ class FileReader:
             return self._parquet(handle, path).metadata
 
     def decoded_bytes(self, rows: int) -> int:
-        """Bytes the needed columns of ``rows`` rows take once decoded (8 per value)."""
-        return rows * 8 * len(self.columns)
+        """Bytes the columns read take for ``rows`` rows once decoded (about 8 per value)."""
+        return rows * 8 * len(self.read_columns)
 
     def iter_batches(self, piece: Piece) -> Iterator[pa.RecordBatch]:
         """The needed columns of one piece, checked, as record batches.
@@ -147,14 +176,14 @@ class FileReader:
             metadata = parquet.metadata
             groups = piece.row_groups or range(metadata.num_row_groups)
             try:
-                indices = [parquet.reader.column_name_idx(name) for name in self.columns]
+                indices = [parquet.reader.column_name_idx(name) for name in self.read_columns]
             except KeyError:  # a column is missing: the schema's check names it
                 indices = []
             rows = []
             for group in groups:
                 row_group = metadata.row_group(group)
                 rows.append(row_group.num_rows)
-                for name, index in zip(self.columns, indices, strict=False):
+                for name, index in zip(self.read_columns, indices, strict=False):
                     values = row_group.column(index).num_values
                     if values != rows[-1]:
                         raise self._corrupt(
@@ -227,7 +256,7 @@ class FileReader:
         except _READ_FAILURES as exc:  # a corrupt footer: even a UnicodeDecodeError
             raise self._corrupt(path, exc) from exc
         self._check_names(found.names, path)
-        schema = pa.schema([found.field(name) for name in self.columns])
+        schema = pa.schema([found.field(name) for name in self.read_columns])
         if self.types is None or tuple(schema.types) != self.types:  # else checked already
             self._check_types(schema, path)
         return schema
@@ -236,8 +265,10 @@ class FileReader:
         """A CSV file's needed columns, parsed as float64 a block of text at a time."""
         self._check_csv_header(path)
         options = pacsv.ConvertOptions(
-            include_columns=list(self.columns),
-            column_types={name: pa.float64() for name in self.columns},
+            include_columns=list(self.read_columns),
+            column_types={name: pa.float64() for name in self.columns}
+            | {name: pa.string() for name in self.keys},
+            strings_can_be_null=True,  # an empty key field is a null key, as for numbers
         )
         with self._open(path) as raw, _decompressed(raw, path) as handle:
             try:
@@ -259,23 +290,26 @@ class FileReader:
 
     def _check_csv_header(self, path: str) -> None:
         """Each needed column once in a CSV file's header (pyarrow would take the first)."""
+        self._check_names(self._csv_names(path), path)
+
+    def _csv_names(self, path: str) -> list[str]:
         with self._open(path) as raw, _decompressed(raw, path) as handle:
             try:
                 reader = pacsv.open_csv(handle, read_options=pacsv.ReadOptions(use_threads=False))
-                names = reader.schema.names
+                return reader.schema.names
             except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError) as exc:
                 raise self._corrupt(path, exc) from exc
-        self._check_names(names, path)
 
     def _check_names(self, names: Sequence[str], path: str) -> None:
         """Each needed column present in a file's column ``names``, and only once."""
-        missing = [name for name in self.columns if name not in names]
+        missing = [name for name in self.read_columns if name not in names]
         if missing:
             raise SchemaError(
                 f"column(s) {missing} not found in {path}; its columns are: {sorted(set(names))}; "
-                "set the right names (config keys columns.y_true, columns.y_pred, columns.weight)"
+                "set the right names (config keys columns.y_true, columns.y_pred, columns.weight, "
+                "evaluation.group_by)"
             )
-        repeated = sorted({name for name in self.columns if names.count(name) > 1})
+        repeated = sorted({name for name in self.read_columns if names.count(name) > 1})
         if repeated:
             raise SchemaError(
                 f"{path} has more than one column named {repeated}; rewrite it with unique "
@@ -283,9 +317,11 @@ class FileReader:
             )
 
     def _check_types(self, schema: pa.Schema, path: str) -> None:
-        for index, name in enumerate(self.columns):
+        for index, name in enumerate(self.read_columns):
             found = schema.field(name).type
-            if not (pa.types.is_floating(found) or pa.types.is_integer(found)):
+            if name in self.keys:
+                check_key_type(name, found, f" in {path}")
+            elif not (pa.types.is_floating(found) or pa.types.is_integer(found)):
                 raise SchemaError(
                     f"column {name!r} in {path} has type {found}, expected a number "
                     "(float or integer); fix the writer of this file or leave it out"
@@ -336,7 +372,7 @@ class OpenParquet:
             # The schema is checked on the table read (converting the file's
             # whole schema to Arrow first cost 10% of a 10,000-row file).
             table = self.file.read_row_groups(
-                self.row_groups, columns=list(reader.columns), use_threads=False
+                self.row_groups, columns=list(reader.read_columns), use_threads=False
             )
         except _READ_FAILURES as exc:
             reader._checked_schema(self.file, piece.path)
@@ -356,7 +392,7 @@ class OpenParquet:
             for batch in self.file.iter_batches(
                 batch_size=BATCH_ROWS,
                 row_groups=self.row_groups,
-                columns=list(reader.columns),
+                columns=list(reader.read_columns),
                 use_threads=False,
             ):
                 decoded += batch.num_rows
@@ -387,9 +423,9 @@ class FileUnit:
         if len(self.pieces) == 1:
             piece = self.pieces[0]
             for batch in reader.iter_batches(piece):
-                yield from _chunks_of(batch, reader.columns, [(str(piece), batch.num_rows)])
+                yield from _chunks_of(batch, reader, [(piece, batch.num_rows)])
             return
-        joined = _Joined(reader.columns, memory_budget())
+        joined = _Joined(reader, memory_budget())
         for piece in self.pieces:
             if reader.format == "csv":
                 for batch in reader.iter_batches(piece):
@@ -418,8 +454,8 @@ class _Joined:
     on at once, never held.
     """
 
-    def __init__(self, columns: tuple[str, ...], budget: int) -> None:
-        self.columns = columns
+    def __init__(self, reader: FileReader, budget: int) -> None:
+        self.reader = reader
         self.budget = budget
         self.held: list[tuple[Piece, pa.Table | pa.RecordBatch]] = []
         self.held_bytes = 0
@@ -438,9 +474,9 @@ class _Joined:
         """Hold ``data`` (rows of ``piece``), or hand it on if it is large enough alone."""
         if data.num_rows >= BATCH_ROWS:
             yield from self.flush()
-            yield from _chunks_of(data, self.columns, [(str(piece), data.num_rows)])
+            yield from _chunks_of(data, self.reader, [(piece, data.num_rows)])
             return
-        size = 8 * len(self.columns) * data.num_rows  # as decoded_bytes (nbytes costs 4 us)
+        size = self.reader.decoded_bytes(data.num_rows)  # (nbytes costs 4 us)
         yield from self.make_room(size)
         self.held.append((piece, data))
         self.held_bytes += size
@@ -453,19 +489,37 @@ class _Joined:
             pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
             for _, data in self.held
         ]
-        origins = [(str(piece), data.num_rows) for piece, data in self.held]
+        origins = [(piece, data.num_rows) for piece, data in self.held]
         self.held, self.held_bytes = [], 0
         joined = pa.concat_tables(tables).combine_chunks()
         del tables
-        yield from _chunks_of(joined, self.columns, origins)
+        yield from _chunks_of(joined, self.reader, origins)
 
 
 def _chunks_of(
-    data: pa.Table | pa.RecordBatch, columns: Sequence[str], origins: list[tuple[str, int]]
+    data: pa.Table | pa.RecordBatch, reader: FileReader, origins: list[tuple[Piece, int]]
 ) -> Iterator[Chunk]:
-    where = origins[0][0] if len(origins) == 1 else ""
-    values = {name: data.column(name) for name in columns}
-    yield from chunks_of_columns(values, origins, where=f" in {where}" if where else "")
+    """Rows read from files (runs of ``origins``) as chunks: values, file keys, partition keys."""
+    where = str(origins[0][0]) if len(origins) == 1 else ""
+    values = {name: data.column(name) for name in reader.columns}
+    keys = {name: data.column(name) for name in reader.keys}
+    for name, kind in reader.partition_keys:
+        keys[name] = _partition_column(name, kind, origins)
+    yield from chunks_of_columns(
+        values,
+        [(str(piece), rows) for piece, rows in origins],
+        where=f" in {where}" if where else "",
+        keys=keys,
+    )
+
+
+def _partition_column(name: str, kind: pa.DataType, origins: list[tuple[Piece, int]]) -> pa.Array:
+    """A partition key's value for each row: each file's value, repeated for its rows."""
+    parts = [
+        pa.repeat(pa.scalar(dict(piece.partition)[name], type=kind), rows)
+        for piece, rows in origins
+    ]
+    return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
 
 
 #: Where this process's open descriptors can be opened again: opening ``N`` there

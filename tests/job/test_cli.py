@@ -274,7 +274,7 @@ def test_make_sample_is_deterministic_with_unequal_files(tmp_path, capsys):
         assert run_cli(argv, capsys).code == 0
     first, second = pd.read_parquet(tmp_path / "a"), pd.read_parquet(tmp_path / "b")
     pd.testing.assert_frame_equal(first, second)
-    assert list(first.columns) == ["id", "segment", "y_true", "y_pred", "weight"]
+    assert list(first.columns) == ["id", "segment", "y_true", "y_pred", "weight", "y_pred_baseline"]
     assert (first.weight > 0).all() and first.id.is_unique
     sizes = {len(pd.read_parquet(p)) for p in sorted((tmp_path / "a").iterdir())}
     assert len(sizes) == 4

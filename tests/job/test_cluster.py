@@ -243,6 +243,28 @@ def test_job_on_a_running_cluster_matches_embedded(sample, scheduler_address, tm
 
 
 @pytest.mark.cluster
+def test_sliced_two_model_job_on_a_cluster_matches_embedded(
+    sample, scheduler_address, tmp_path, capsys
+):
+    """Slices, two predictions and their comparison: the same bits on worker processes."""
+    config = job_config(
+        sample,
+        tmp_path / "embedded.json",
+        columns={"y_pred": ["y_pred", "y_pred_baseline"]},
+        evaluation={"group_by": ["segment"], "split_every": 2},
+    )
+    path = write_config(tmp_path / "job.toml", config)
+    assert run_cli(["evaluate", str(path)], capsys).code == 0
+    remote = tmp_path / "remote.json"
+    argv = ["evaluate", str(path), "--scheduler", scheduler_address, "--output", str(remote)]
+    assert run_cli(argv, capsys).code == 0
+    embedded = json.loads((tmp_path / "embedded.json").read_text())
+    on_cluster = json.loads(remote.read_text())
+    for key in ("metrics", "slices", "predictions", "comparisons"):
+        assert on_cluster[key] == embedded[key], key
+
+
+@pytest.mark.cluster
 def test_progress_is_logged_on_a_cluster(sample, scheduler_address, caplog):
     """Without a terminal, progress on a cluster goes to INFO log lines too."""
     caplog.set_level(logging.INFO, logger="daskloss")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -387,3 +388,39 @@ def test_a_report_in_memory_is_refused():
     """output.path = memory://... keeps nothing once the job ends: a config error."""
     message = _error(_with("output", path="memory://reports/r.json"))
     assert "config key 'output.path': expected a place that outlives the job" in message
+
+
+def test_slices_and_several_predictions_are_config_keys():
+    """columns.y_pred may list models; group_by, baseline, min_slice_count and the table's keys."""
+    settings = parse_settings(
+        {
+            "dataset": {"path": "s3://bucket/preds/"},
+            "columns": {"y_true": "y", "y_pred": ["new", "old"]},
+            "evaluation": {
+                "group_by": ["segment", "day"],
+                "baseline": "old",
+                "min_slice_count": 50,
+            },
+            "output": {"table_slices": 5, "table_metric": "mae"},
+        }
+    )
+    assert settings.columns.y_pred == ("new", "old")
+    assert settings.evaluation.group_by == ("segment", "day")
+    assert (settings.evaluation.baseline, settings.evaluation.min_slice_count) == ("old", 50)
+    assert (settings.output.table_slices, settings.output.table_metric) == (5, "mae")
+    assert parse_settings(_with("evaluation", group_by="segment")).evaluation.group_by == "segment"
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        ("columns", {"y_pred": []}, r"columns\.y_pred': expected a column name or a non-empty"),
+        ("columns", {"y_pred": ["a", "a"]}, r"columns\.y_pred': expected each column once"),
+        ("columns", {"y_pred": ["a", 3]}, r"columns\.y_pred': expected column names.*got 3"),
+        ("evaluation", {"min_slice_count": 0}, r"min_slice_count': expected an integer >= 1"),
+        ("output", {"table_metric": "count"}, r"table_metric': expected a metric name"),
+    ],
+)
+def test_bad_slice_settings_name_the_key(section, values, message):
+    """A malformed list of predictions, slice count or table metric is one line naming the key."""
+    assert re.search(message, _error(_with(section, **values)))

@@ -21,10 +21,10 @@ from daskloss.report import (
     REPORT_VERSION,
     build_report,
     check_output_path,
-    format_table,
     render_json,
     write_report,
 )
+from daskloss.table import format_table
 from tests.helpers import (
     S3_KEY,
     S3_SECRET,
@@ -76,7 +76,7 @@ def test_report_keys_in_order(sample):
 def test_report_describes_the_run(sample):
     """The report names the dataset, its files and partitions, and the run."""
     report = _report(sample)
-    assert report["report_version"] == REPORT_VERSION == 2
+    assert report["report_version"] == REPORT_VERSION == 3
     assert report["dataset"] == {
         "path": str(sample),
         "format": "parquet",
@@ -84,7 +84,12 @@ def test_report_describes_the_run(sample):
         "partitions": SAMPLE_FILES,
     }
     assert report["count"] == report["metrics"]["count"] == SAMPLE_ROWS
-    assert report["columns"] == {"y_true": "y_true", "y_pred": "y_pred", "weight": "weight"}
+    assert report["columns"] == {
+        "y_true": "y_true",
+        "y_pred": "y_pred",
+        "weight": "weight",
+        "group_by": None,
+    }
     assert set(report["versions"]) == {"daskloss", "dask", "distributed", "python"}
 
 
@@ -302,3 +307,84 @@ def test_unreachable_object_store_for_the_report_is_one_line_without_secrets():
     assert "connect" in message.lower() and "\n" not in message
     assert not leaked_secrets(message)
     assert time.monotonic() - started < 60
+
+
+def _sliced_report(sample, min_slice_count=None, table_slices=20):
+    evaluation = {"group_by": ["segment"], "baseline": "y_pred_baseline"}
+    if min_slice_count is not None:
+        evaluation["min_slice_count"] = min_slice_count
+    settings = parse_settings(
+        job_config(
+            sample,
+            "unused.json",
+            columns={"y_pred": ["y_pred", "y_pred_baseline"]},
+            evaluation=evaluation,
+            output={"table_slices": table_slices},
+        )
+    )
+    result = daskloss.evaluate(
+        settings.dataset.path,
+        "y_true",
+        ["y_pred", "y_pred_baseline"],
+        "weight",
+        group_by="segment",
+        baseline="y_pred_baseline",
+    )
+    return _built(result, settings), result
+
+
+def test_sliced_two_model_report_schema(sample):
+    """Report v3: slices, predictions and comparisons, each slice the first prediction's."""
+    report, result = _sliced_report(sample)
+    assert list(report)[:9] == [
+        "report_version",
+        "metrics",
+        "count",
+        "weight_sum",
+        "skipped_rows",
+        "slices",
+        "other_slices",
+        "predictions",
+        "comparisons",
+    ]
+    assert report["report_version"] == 3 and report["other_slices"] is None
+    assert [s["key"]["segment"] for s in report["slices"]] == sorted(daskloss.sample.SEGMENTS)
+    assert sum(s["count"] for s in report["slices"]) == report["count"] == SAMPLE_ROWS
+    assert report["predictions"]["y_pred"]["slices"] == report["slices"]
+    assert report["metrics"] == report["predictions"]["y_pred"]["metrics"]
+    (comparison,) = report["comparisons"]
+    assert (comparison["prediction"], comparison["baseline"]) == ("y_pred", "y_pred_baseline")
+    assert set(comparison["metrics"]) == {"mse", "mae", "rmse"}
+    fields = {"difference", "stderr", "low", "high", "excludes_zero", "better"}
+    assert set(comparison["metrics"]["mse"]) == fields
+    assert comparison["metrics"] == json.loads(json.dumps(result.overall.comparisons["y_pred"]))
+    assert len(comparison["slices"]) == 4
+    assert report["columns"]["group_by"] == ["segment"]
+    json.loads(render_json(report))  # strict JSON
+
+
+def test_small_slices_fold_into_other(sample):
+    """Slices under min_slice_count are one 'other' entry, counted, never dropped."""
+    report, result = _sliced_report(sample, min_slice_count=400)
+    small = [s for s in result.slices if s.count < 400]
+    assert small and report["other_slices"]["slices"] == len(small)
+    assert report["other_slices"]["count"] == sum(s.count for s in small)
+    assert len(report["slices"]) == 4 - len(small)
+    assert sum(s["count"] for s in report["slices"]) + report["other_slices"]["count"] == 3000
+
+
+def test_table_shows_the_worst_slices_and_the_comparisons(sample):
+    """The table lists the worst slices by the table metric, the rest counted, and verdicts."""
+    report, _ = _sliced_report(sample, table_slices=2)
+    table = format_table(report)
+    by_mse = sorted(report["slices"], key=lambda s: -s["metrics"]["mse"])
+    worst = [s["key"]["segment"] for s in by_mse][:2]
+    slices_block, comparison_block = table.split(" against ", 1)
+    rows = [line.split()[0] for line in slices_block.splitlines() if line.startswith("  ")]
+    assert "the 2 with the highest mse" in table and "... and 2 more slices" in table
+    assert [r for r in rows if r in daskloss.sample.SEGMENTS] == worst
+    verdicts = [
+        line.split()[0] for line in comparison_block.splitlines() if line.startswith("    ")
+    ]
+    assert verdicts == worst
+    assert "y_pred_baseline" in table.splitlines()[1]  # a column per prediction
