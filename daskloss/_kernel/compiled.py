@@ -864,23 +864,23 @@ NSUMS = len(ACCUMULATORS)
 
 @njit(inline="always")
 def _sum_segments(
-    block, y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+    block, moments, y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
 ):
     """Sum each segment of rows (one group's) for each prediction, from step ``first``.
 
     ``segments`` rows are ``(group, start, stop)``. ``layout`` is ``(sums per
     group, pairs)``: each group owns that many consecutive rows of ``state``
     from ``HEADER_ROWS + g * sums``, ``NSUMS`` per prediction, then the moments
-    (:func:`_moments`) when there are more. Step ``s * steps + j`` is segment
-    ``s`` and prediction ``j``, then the moments. Row counts go to
+    (summed by ``moments``: :func:`_moments_windows` or :func:`_moments_rows`)
+    when there are more. Step ``s * steps + j`` is segment ``s`` and prediction
+    ``j``, then the moments. Row counts go to
     ``counts[g]`` for the first prediction and to ``spare`` for the others (the
     same rows). Returns the step to resume from when the pool may run out of
     room (a step may open every sum it adds to), else the number of steps.
     """
     sums, pairs = layout
     npreds = preds.shape[0]
-    moments = sums > npreds * NSUMS
-    per_segment = npreds + (1 if moments else 0)
+    per_segment = npreds + (1 if sums > npreds * NSUMS else 0)
     steps = segments.shape[0] * per_segment
     for step in range(first, steps):
         if state[_HEADER, _POOL_USED] + np.uint64(sums) > state[_HEADER, _POOL_ROOM]:
@@ -893,7 +893,7 @@ def _sum_segments(
         rows = HEADER_ROWS + g * sums
         part = weight[start:stop] if weight.size else weight
         if j == npreds:
-            _moments(
+            moments(
                 y_true[start:stop], preds[:, start:stop], part, pairs, (state, rows + j * NSUMS)
             )
             continue
@@ -936,43 +936,359 @@ def _add_product(sink, k, unit, words):
     add_wide(sink, k, unit + 256, _U0, w4)
 
 
+@njit(inline="always")
+def _kept(y_true, preds, weight, i):
+    """Whether row ``i`` enters the sums (as :func:`_add_row` keeps rows), and its weight."""
+    y = y_true[i]
+    w = weight[i] if weight.size else 1.0
+    kept = math.isfinite(y) and math.isfinite(w) and w >= 0.0
+    for j in range(preds.shape[0]):
+        kept = kept and math.isfinite(preds[j, i] - y)
+    return kept and w != 0.0, w
+
+
 @njit(nogil=True)
-def _moments(y_true, preds, weight, pairs, sink):
+def _fourth_row(sink, k, d, w):
+    """Add ``w * d**4`` to sum ``k``, term by term."""
+    mw, uw = split(w)
+    md, ud = split(abs(d))
+    words = _times(_times(_times((md, _U0, _U0, _U0, _U0), md), md), md)
+    _add_product(sink, k, uw + 4 * ud, _times(words, mw))
+
+
+@njit(nogil=True)
+def _pair_row(sink, k, a, b, w):
+    """Add ``w * a**2 * b**2`` to sum ``k`` and ``w * |a| * |b|`` to sum ``k + 1``."""
+    mw, uw = split(w)
+    ma, ua = split(abs(a))
+    mb, ub = split(abs(b))
+    words = _times(_times(_times((ma, _U0, _U0, _U0, _U0), ma), mb), mb)
+    _add_product(sink, k, uw + 2 * ua + 2 * ub, _times(words, mw))
+    _add_product(sink, k + 1, uw + ua + ub, _times(_times((ma, _U0, _U0, _U0, _U0), mb), mw))
+
+
+@njit(nogil=True)
+def _moments_rows(y_true, preds, weight, pairs, sink):
     """The moments of the rows kept, term by term: exact products of up to five floats.
 
     Sums, in order: ``sum(w**2)``; ``sum(w * d**4)`` for each prediction; then
     for each pair ``(a, b)`` of ``pairs``, ``sum(w * d_a**2 * d_b**2)`` and
-    ``sum(w * |d_a| * |d_b|)``. A row is kept as the sums of :func:`_add_row`
-    keep it: finite values, a weight that is not negative, no residual that
-    overflows.
+    ``sum(w * |d_a| * |d_b|)``. The reference for :func:`_moments_windows`.
     """
     npreds = preds.shape[0]
     for i in range(y_true.size):
-        y = y_true[i]
-        w = weight[i] if weight.size else 1.0
-        kept = math.isfinite(y) and math.isfinite(w) and w >= 0.0
-        for j in range(npreds):
-            kept = kept and math.isfinite(preds[j, i] - y)
-        if not kept or w == 0.0:
+        kept, w = _kept(y_true, preds, weight, i)
+        if not kept:
             continue
         mw, uw = split(w)
         high, low = _mul_wide(mw, mw)
         add_wide(sink, 0, 2 * uw, high, low)
+        y = y_true[i]
         for j in range(npreds):
-            md, ud = split(abs(preds[j, i] - y))
-            words = _times(_times(_times((md, _U0, _U0, _U0, _U0), md), md), md)
-            _add_product(sink, 1 + j, uw + 4 * ud, _times(words, mw))
+            _fourth_row(sink, 1 + j, preds[j, i] - y, w)
         for p in range(pairs.shape[0]):
-            ma, ua = split(abs(preds[pairs[p, 0], i] - y))
-            mb, ub = split(abs(preds[pairs[p, 1], i] - y))
-            words = _times(_times(_times((ma, _U0, _U0, _U0, _U0), ma), mb), mb)
-            _add_product(sink, 1 + npreds + 2 * p, uw + 2 * ua + 2 * ub, _times(words, mw))
-            words = _times(_times((ma, _U0, _U0, _U0, _U0), mb), mw)
-            _add_product(sink, 2 + npreds + 2 * p, uw + ua + ub, words)
+            a, b = preds[pairs[p, 0], i] - y, preds[pairs[p, 1], i] - y
+            _pair_row(sink, 1 + npreds + 2 * p, a, b, w)
+
+
+# --- Moments by window limbs -------------------------------------------------------------------
+
+_NO_FOURTEEN = (_U0,) * 14
+
+
+@njit(inline="always")
+def _limbs(x, base):
+    """``|x|`` in the window at ``base`` as three 26-bit limbs, and 1 if it lies outside it."""
+    magnitude, low, high, _ = _window_limbs(x, base)
+    return _three_limbs(low, high), _outside(magnitude, low, high)
+
+
+@njit(inline="always")
+def _diagonals_6x6(e, f):
+    """The eleven diagonals of the product of two 6-limb numbers (each below 6 * 2**52)."""
+    e0, e1, e2, e3, e4, e5 = e
+    f0, f1, f2, f3, f4, f5 = f
+    return (
+        e0 * f0,
+        e0 * f1 + e1 * f0,
+        e0 * f2 + e1 * f1 + e2 * f0,
+        e0 * f3 + e1 * f2 + e2 * f1 + e3 * f0,
+        e0 * f4 + e1 * f3 + e2 * f2 + e3 * f1 + e4 * f0,
+        e0 * f5 + e1 * f4 + e2 * f3 + e3 * f2 + e4 * f1 + e5 * f0,
+        e1 * f5 + e2 * f4 + e3 * f3 + e4 * f2 + e5 * f1,
+        e2 * f5 + e3 * f4 + e4 * f3 + e5 * f2,
+        e3 * f5 + e4 * f4 + e5 * f3,
+        e4 * f5 + e5 * f4,
+        e5 * f5,
+    )
+
+
+@njit(inline="always")
+def _twelve_limbs(c):
+    """Eleven diagonals (each below 2**55) as twelve 26-bit limbs, the carries passed up."""
+    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10 = c
+    t = c0
+    l0 = t & _LIMB_MASK
+    t = (t >> _C26) + c1
+    l1 = t & _LIMB_MASK
+    t = (t >> _C26) + c2
+    l2 = t & _LIMB_MASK
+    t = (t >> _C26) + c3
+    l3 = t & _LIMB_MASK
+    t = (t >> _C26) + c4
+    l4 = t & _LIMB_MASK
+    t = (t >> _C26) + c5
+    l5 = t & _LIMB_MASK
+    t = (t >> _C26) + c6
+    l6 = t & _LIMB_MASK
+    t = (t >> _C26) + c7
+    l7 = t & _LIMB_MASK
+    t = (t >> _C26) + c8
+    l8 = t & _LIMB_MASK
+    t = (t >> _C26) + c9
+    l9 = t & _LIMB_MASK
+    t = (t >> _C26) + c10
+    return l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, t & _LIMB_MASK, t >> _C26
+
+
+@njit(inline="always")
+def _six_limbs(c):
+    """Five diagonals (each below 2**54) as six 26-bit limbs, the carries passed up."""
+    c0, c1, c2, c3, c4 = c
+    t = c0
+    l0 = t & _LIMB_MASK
+    t = (t >> _C26) + c1
+    l1 = t & _LIMB_MASK
+    t = (t >> _C26) + c2
+    l2 = t & _LIMB_MASK
+    t = (t >> _C26) + c3
+    l3 = t & _LIMB_MASK
+    t = (t >> _C26) + c4
+    return l0, l1, l2, l3, t & _LIMB_MASK, t >> _C26
+
+
+@njit(inline="always")
+def _diagonals_3x12(w, e):
+    """The fourteen diagonals of the product of a 3-limb and a 12-limb number."""
+    w0, w1, w2 = w
+    e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11 = e
+    return (
+        w0 * e0,
+        w0 * e1 + w1 * e0,
+        w0 * e2 + w1 * e1 + w2 * e0,
+        w0 * e3 + w1 * e2 + w2 * e1,
+        w0 * e4 + w1 * e3 + w2 * e2,
+        w0 * e5 + w1 * e4 + w2 * e3,
+        w0 * e6 + w1 * e5 + w2 * e4,
+        w0 * e7 + w1 * e6 + w2 * e5,
+        w0 * e8 + w1 * e7 + w2 * e6,
+        w0 * e9 + w1 * e8 + w2 * e7,
+        w0 * e10 + w1 * e9 + w2 * e8,
+        w0 * e11 + w1 * e10 + w2 * e9,
+        w1 * e11 + w2 * e10,
+        w2 * e11,
+    )
+
+
+@njit(inline="always")
+def _diagonals_3x6(w, e):
+    """The eight diagonals of the product of a 3-limb and a 6-limb number."""
+    return _add_products_3x6(_NO_EIGHT, w, e)
+
+
+@njit(inline="always")
+def _kept_masks(y_true, preds, weight, start, stop, masks):
+    """Per row of ``[start, stop)``: all ones if it enters the sums, else 0; and the largest
+    magnitudes of the weight and of each prediction's residual among the rows kept."""
+    npreds = preds.shape[0]
+    tops = np.zeros(npreds + 1, np.uint64)
+    for i in range(start, stop):
+        kept, w = _kept(y_true, preds, weight, i)
+        masks[i - start] = _U0 - np.uint64(kept)
+        if kept:
+            tops[0] = _umax(tops[0], _magnitude(w))
+            for j in range(npreds):
+                tops[1 + j] = _umax(tops[1 + j], _magnitude(preds[j, i] - y_true[i]))
+    return tops
+
+
+@njit(nogil=True)
+def _moments_windows(y_true, preds, weight, pairs, sink):
+    """:func:`_moments_rows`, by products of window limbs, one stretch of rows at a time.
+
+    Each stretch places a window for the weight and for each residual at its
+    largest kept magnitude; a row's terms are formed limb by limb and summed in
+    plain uint64 diagonals (at most six products below ``2**52`` each over
+    ``WEIGHTED_STRETCH_ROWS`` rows), then added to the sums at their units. A
+    row with an operand below its window goes through the row path for that
+    moment only.
+    """
+    n = y_true.size
+    npreds = preds.shape[0]
+    weighted = weight.size != 0
+    masks = np.empty(WEIGHTED_STRETCH_ROWS, np.uint64)
+    ones = (_U1, _U0, _U0)
+    for start in range(0, n, WEIGHTED_STRETCH_ROWS):
+        stop = min(start + WEIGHTED_STRETCH_ROWS, n)
+        tops = _kept_masks(y_true, preds, weight, start, stop, masks)
+        bases = np.empty(npreds + 1, np.uint64)
+        for k in range(npreds + 1):
+            bases[k] = _window_around(tops[k])
+        uw = _base_unit(bases[0]) if weighted else 0
+        _weight_squares(weight, start, stop, masks, bases[0], uw, sink)
+        for j in range(npreds):
+            ud = _base_unit(bases[1 + j])
+            sums = _NO_FOURTEEN
+            outside = _U0
+            for i in range(start, stop):
+                keep = masks[i - start]
+                d, d_out = _limbs(preds[j, i] - y_true[i], bases[1 + j])
+                w, w_out = _limbs(weight[i], bases[0]) if weighted else (ones, _U0)
+                out = (d_out | w_out) & keep & _U1
+                keep &= out - _U1
+                square = _square_six_limbs(d)
+                fourth = _twelve_limbs(_diagonals_6x6(square, square))
+                sums = _add_masked14(sums, _diagonals_3x12(w, fourth), keep)
+                outside += out
+            for m in range(14):
+                add_mantissa(sink, 1 + j, uw + 4 * ud + 26 * m, sums[m])
+            if outside:
+                for i in range(start, stop):
+                    if masks[i - start] and _operands_outside(
+                        preds[j, i] - y_true[i], bases[1 + j], weight, i, bases[0]
+                    ):
+                        _fourth_row(
+                            sink, 1 + j, preds[j, i] - y_true[i], weight[i] if weighted else 1.0
+                        )
+        for p in range(pairs.shape[0]):
+            _pair_window(
+                y_true,
+                preds,
+                weight,
+                start,
+                stop,
+                masks,
+                bases,
+                pairs[p],
+                uw,
+                1 + npreds + 2 * p,
+                sink,
+            )
+
+
+@njit(inline="always")
+def _operands_outside(d, d_base, weight, i, w_base):
+    """Whether a residual or the row's weight lies outside its window."""
+    outside = _limbs(d, d_base)[1]
+    if weight.size:
+        outside |= _limbs(weight[i], w_base)[1]
+    return outside != _U0
+
+
+@njit(nogil=True)
+def _weight_squares(weight, start, stop, masks, base, uw, sink):
+    """Add ``sum(w**2)`` of the kept rows of ``[start, stop)`` (their count without weights)."""
+    if not weight.size:
+        kept = _U0
+        for i in range(start, stop):
+            kept += masks[i - start] & _U1
+        add_mantissa(sink, 0, 0, kept)
+        return
+    sums = _NO_FIVE
+    outside = _U0
+    for i in range(start, stop):
+        keep = masks[i - start]
+        w, out = _limbs(weight[i], base)
+        out &= keep & _U1
+        sums = _add_masked(sums, _diagonals_3x3(w, w), keep & (out - _U1))
+        outside += out
+    for m in range(5):
+        add_mantissa(sink, 0, 2 * uw + 26 * m, sums[m])
+    if outside:
+        for i in range(start, stop):
+            if masks[i - start] and _limbs(weight[i], base)[1]:
+                mw, unit = split(weight[i])
+                high, low = _mul_wide(mw, mw)
+                add_wide(sink, 0, 2 * unit, high, low)
+
+
+@njit(nogil=True)
+def _pair_window(y_true, preds, weight, start, stop, masks, bases, pair, uw, k, sink):
+    """Add ``sum(w * d_a**2 * d_b**2)`` (sum ``k``) and ``sum(w * |d_a| * |d_b|)`` (``k + 1``)."""
+    a, b = pair[0], pair[1]
+    ua, ub = _base_unit(bases[1 + a]), _base_unit(bases[1 + b])
+    weighted = weight.size != 0
+    ones = (_U1, _U0, _U0)
+    squares = _NO_FOURTEEN
+    products = _NO_EIGHT
+    outside = _U0
+    for i in range(start, stop):
+        keep = masks[i - start]
+        y = y_true[i]
+        da, a_out = _limbs(preds[a, i] - y, bases[1 + a])
+        db, b_out = _limbs(preds[b, i] - y, bases[1 + b])
+        w, w_out = _limbs(weight[i], bases[0]) if weighted else (ones, _U0)
+        out = (a_out | b_out | w_out) & keep & _U1
+        keep &= out - _U1
+        both = _twelve_limbs(_diagonals_6x6(_square_six_limbs(da), _square_six_limbs(db)))
+        squares = _add_masked14(squares, _diagonals_3x12(w, both), keep)
+        products = _add_masked8(
+            products, _diagonals_3x6(w, _six_limbs(_diagonals_3x3(da, db))), keep
+        )
+        outside += out
+    for m in range(14):
+        add_mantissa(sink, k, uw + 2 * ua + 2 * ub + 26 * m, squares[m])
+    for m in range(8):
+        add_mantissa(sink, k + 1, uw + ua + ub + 26 * m, products[m])
+    if outside:
+        for i in range(start, stop):
+            y = y_true[i]
+            w = weight[i] if weighted else 1.0
+            if masks[i - start] and (
+                _operands_outside(preds[a, i] - y, bases[1 + a], weight, i, bases[0])
+                or _limbs(preds[b, i] - y, bases[1 + b])[1]
+            ):
+                _pair_row(sink, k, preds[a, i] - y, preds[b, i] - y, w)
+
+
+@njit(inline="always")
+def _add_masked14(sums, terms, mask):
+    """Add the fourteen terms selected by ``mask`` (all ones or zero) to fourteen sums."""
+    return (
+        sums[0] + (terms[0] & mask),
+        sums[1] + (terms[1] & mask),
+        sums[2] + (terms[2] & mask),
+        sums[3] + (terms[3] & mask),
+        sums[4] + (terms[4] & mask),
+        sums[5] + (terms[5] & mask),
+        sums[6] + (terms[6] & mask),
+        sums[7] + (terms[7] & mask),
+        sums[8] + (terms[8] & mask),
+        sums[9] + (terms[9] & mask),
+        sums[10] + (terms[10] & mask),
+        sums[11] + (terms[11] & mask),
+        sums[12] + (terms[12] & mask),
+        sums[13] + (terms[13] & mask),
+    )
+
+
+@njit(inline="always")
+def _add_masked8(sums, terms, mask):
+    """Add the eight terms selected by ``mask`` (all ones or zero) to eight sums."""
+    return (
+        sums[0] + (terms[0] & mask),
+        sums[1] + (terms[1] & mask),
+        sums[2] + (terms[2] & mask),
+        sums[3] + (terms[3] & mask),
+        sums[4] + (terms[4] & mask),
+        sums[5] + (terms[5] & mask),
+        sums[6] + (terms[6] & mask),
+        sums[7] + (terms[7] & mask),
+    )
 
 
 def moment_sums(predictions: int, pairs: int) -> int:
-    """The number of moment sums of :func:`_moments` (0 without them)."""
+    """The number of moment sums of :func:`_moments_rows` (0 without them)."""
     return 1 + predictions + 2 * pairs
 
 
@@ -983,6 +1299,7 @@ def segments_windows_unweighted(
     """:func:`_sum_segments` by the unweighted window path."""
     return _sum_segments(
         windows_unweighted,
+        _moments_windows,
         y_true,
         preds,
         weight,
@@ -1003,6 +1320,7 @@ def segments_windows_weighted(
     """:func:`_sum_segments` by the weighted window path."""
     return _sum_segments(
         windows_weighted,
+        _moments_windows,
         y_true,
         preds,
         weight,
@@ -1023,6 +1341,7 @@ def segments_rows_unweighted(
     """:func:`_sum_segments` by the unweighted row path (the reference)."""
     return _sum_segments(
         rows_unweighted,
+        _moments_rows,
         y_true,
         preds,
         weight,
@@ -1042,7 +1361,18 @@ def segments_rows_weighted(
 ):
     """:func:`_sum_segments` by the weighted row path (the reference)."""
     return _sum_segments(
-        rows_weighted, y_true, preds, weight, segments, layout, state, counts, spare, max_abs, first
+        rows_weighted,
+        _moments_rows,
+        y_true,
+        preds,
+        weight,
+        segments,
+        layout,
+        state,
+        counts,
+        spare,
+        max_abs,
+        first,
     )
 
 

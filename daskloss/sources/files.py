@@ -47,6 +47,11 @@ PIECE_BYTES = 256 * 2**20
 BATCH_BYTES = 32 * 2**20
 #: ...but never in fewer units than this (or than there are files), to keep workers busy.
 MIN_BATCHES = 64
+#: With slices a unit's slices cost a fixed amount of work (each is summed and
+#: merged), so units are larger: up to this many bytes of whole files...
+SLICED_BATCH_BYTES = 128 * 2**20
+#: ...but never in fewer units than this.
+SLICED_MIN_BATCHES = 16
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz")
 
 
@@ -123,7 +128,8 @@ def plan_files(
             reader, name, size, tuple((key, found[index]) for key, (_, found) in partitions.items())
         )
     ]
-    units = tuple(FileUnit(reader, batch) for batch in _batches(sized))
+    sizes = (SLICED_BATCH_BYTES, SLICED_MIN_BATCHES) if keys else (BATCH_BYTES, MIN_BATCHES)
+    units = tuple(FileUnit(reader, batch) for batch in _batches(sized, *sizes))
     _LOG.debug(
         "%s files: %d pieces in %d units, columns %s with types %s",
         chosen,
@@ -217,10 +223,12 @@ def _inferred_format(names: Sequence[str], path: Any) -> FileFormat:
     )
 
 
-def _batches(sized: list[tuple[Piece, int]]) -> list[tuple[Piece, ...]]:
-    """Consecutive small whole files grouped up to a size that keeps enough units."""
+def _batches(
+    sized: list[tuple[Piece, int]], most_bytes: int, fewest: int
+) -> list[tuple[Piece, ...]]:
+    """Consecutive whole files grouped up to ``most_bytes``, into at least ``fewest`` units."""
     total = sum(size for _, size in sized)
-    target = min(BATCH_BYTES, total // MIN_BATCHES)
+    target = min(most_bytes, total // fewest)
     batches: list[tuple[Piece, ...]] = []
     current: list[Piece] = []
     current_bytes = 0

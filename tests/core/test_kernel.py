@@ -17,7 +17,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from daskloss._kernel import RowSums, accumulate, accumulate_chunks, jit
+from daskloss._kernel import Accumulator, RowSums, accumulate, accumulate_chunks, jit
 from daskloss._kernel.compiled import STRETCH_ROWS
 from daskloss.exact import FRACTION_BITS
 
@@ -232,3 +232,51 @@ def test_kernel_compiles_without_a_cache_where_numba_has_none(monkeypatch, caplo
 
     assert add_one(41) == 42
     assert "set NUMBA_CACHE_DIR" in caplog.text
+
+
+def _moment_reference(y_true, preds, weight, codes, groups):
+    """Each group's moments from Fractions: sum(w**2), sum(w*d**4) per prediction, and the
+    cross moments sum(w*d_a**2*d_b**2), sum(w*|d_a|*|d_b|) of the pair (0, 1), in units."""
+    scale = 1 << FRACTION_BITS
+    found = []
+    weights = np.ones_like(y_true) if weight is None else weight
+    finite = np.isfinite(y_true) & np.isfinite(weights)
+    for p in preds:
+        with np.errstate(invalid="ignore", over="ignore"):
+            finite &= np.isfinite(p - y_true)
+    for g in range(groups):
+        rows = (codes == g) & finite
+        w = [Fraction(v) for v in weights[rows]]
+        d = [[Fraction(v) for v in (p[rows] - y_true[rows]).tolist()] for p in preds]
+        sums = [sum(x * x for x in w)]
+        sums += [sum(x * v**4 for x, v in zip(w, dj, strict=True)) for dj in d]
+        sums += [
+            sum(x * a * a * b * b for x, a, b in zip(w, d[0], d[1], strict=True)),
+            sum(x * abs(a) * abs(b) for x, a, b in zip(w, d[0], d[1], strict=True)),
+        ]
+        found.append([int(total * scale) for total in sums])
+    return found
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize(
+    "name", ["narrow", "wide", "huge range", "zero residuals", "non-finite stretch"]
+)
+def test_moments_by_windows_are_exact(name, weighted):
+    """Moments summed by window limbs equal Fraction sums and the row path, group by group."""
+    y_true, y_pred = CASES[name]
+    rng = np.random.default_rng(3)
+    other = y_true + rng.standard_normal(ROWS) * np.abs(y_true) * 1e-3
+    weight = WEIGHTS["huge range"] if weighted else None
+    codes = rng.integers(0, 3, ROWS)
+    rows = {}
+    for path in ("window", "row"):
+        accumulator = Accumulator(2, weighted, path=path, moments=True, pairs=[(0, 1)])
+        accumulator.add(y_true, [y_pred, other], weight, codes, 3)
+        rows[path] = accumulator.rows()
+    assert rows["window"] == rows["row"]
+    expected = _moment_reference(y_true, [y_pred, other], weight, codes, 3)
+    for row, sums in zip(rows["window"], expected, strict=True):
+        # (w², d⁴ of each prediction, the pair's two cross moments) from the flat row
+        got = [row[5], row[6 + 4], row[11 + 4], row[16], row[17]]
+        assert got == sums
