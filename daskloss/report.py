@@ -59,7 +59,6 @@ import json
 import math
 import os
 import platform
-import secrets
 import stat
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
@@ -67,7 +66,6 @@ from importlib.metadata import version
 from typing import Any
 
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 
 import daskloss
 from daskloss.config import Settings, redacted, settings_digest
@@ -78,6 +76,7 @@ from daskloss.policy import file_kind, redact_text, redact_url
 from daskloss.roles import EvaluationSpec
 from daskloss.sources.files import would_list
 from daskloss.stats import EvaluationStats, SliceStats
+from daskloss.storage import replace_local, write_bytes
 
 __all__ = [
     "REPORT_VERSION",
@@ -362,11 +361,7 @@ def write_report(
     """
     text = render_json(report)
     try:
-        fs, target = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
-        if isinstance(fs, LocalFileSystem):
-            _replace_local(target, text)
-        else:
-            fs.pipe_file(target, text.encode())
+        write_bytes(path, text.encode("utf-8"), storage_options)
     except Exception as exc:  # an object store's own errors too (botocore's, aiohttp's)
         reason = redact_text(" ".join(f"{type(exc).__name__}: {exc}".split()))
         raise ConfigError(
@@ -376,49 +371,5 @@ def write_report(
 
 
 def _replace_local(target: str, text: str) -> None:
-    """Temporary file in the same directory, fsync, then rename over ``target``.
-
-    The directory is created if need be; the temporary file is created with
-    mode 0o666, so that the umask (and a default ACL) decide the report's mode.
-    A ``target`` that is not a regular file is refused, never replaced.
-    """
-    directory = os.path.dirname(target) or "."
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    handle = os.open(temporary, flags, 0o666)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        _check_replaceable(target)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    _sync_directory(directory)
-
-
-def _check_replaceable(target: str) -> None:
-    """Refuse to rename over anything but a regular file (it may have appeared since the check)."""
-    try:
-        mode = os.lstat(target).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(mode):
-        raise IsADirectoryError(0, f"{target} is {file_kind(mode)}, not a regular file")
-
-
-def _sync_directory(directory: str) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    """Write ``text`` to the local file ``target`` atomically (see :func:`replace_local`)."""
+    replace_local(target, text.encode("utf-8"))
