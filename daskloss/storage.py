@@ -14,9 +14,11 @@ one small document, written whole and read whole:
 
 from __future__ import annotations
 
+import gzip
 import os
 import secrets
 import stat
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from daskloss.policy import file_kind, open_regular
 
-__all__ = ["read_bytes", "replace_local", "write_bytes"]
+__all__ = ["gunzip", "gzipped", "read_bytes", "replace_local", "write_bytes"]
 
 
 def write_bytes(path: str, data: bytes, storage_options: Mapping[str, Any] | None = None) -> None:
@@ -70,6 +72,38 @@ def read_bytes(path: str, storage_options: Mapping[str, Any] | None = None, *, l
     if len(data) > limit:
         raise OSError(27, f"it is larger than {limit} bytes", path)  # EFBIG
     return data
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """``data`` decompressed if it is gzip data (else as it is), at most ``limit`` bytes of it.
+
+    Raises
+    ------
+    ValueError
+        Corrupt or truncated gzip data, or more than ``limit`` bytes once decompressed.
+
+    Examples
+    --------
+    >>> gunzip(gzip.compress(b"{}"), 10), gunzip(b"{}", 10)
+    (b'{}', b'{}')
+    """
+    if data[:2] != b"\x1f\x8b":
+        return data
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"its gzip data are corrupt ({exc})") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ValueError(f"it is larger than {limit} bytes once decompressed")
+    if not inflater.eof:
+        raise ValueError("its gzip data are truncated")
+    return out
+
+
+def gzipped(data: bytes) -> bytes:
+    """``data`` gzip-compressed, the same bytes every time (no time stamp)."""
+    return gzip.compress(data, mtime=0)
 
 
 def replace_local(target: str, data: bytes) -> None:
