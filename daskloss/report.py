@@ -117,7 +117,7 @@ def build_report(
             "dataset": {
                 "path": redact_url(settings.dataset.path),
                 "format": result.format,
-                "files": len(result.files),
+                "files": len(result.listing or result.files),
                 "partitions": result.npartitions,
             },
             "columns": {
@@ -271,7 +271,7 @@ def render_json(report: Mapping[str, Any]) -> str:
     return json.dumps(report, indent=2, allow_nan=False) + "\n"
 
 
-def check_output_path(path: str, dataset: str | None = None) -> None:
+def check_output_path(path: str, dataset: str | None = None, what: str = "report") -> None:
     """Fail before any work if the report cannot be written to ``path``, or must not be.
 
     Nothing is created here: missing directories are made when the report is
@@ -281,7 +281,7 @@ def check_output_path(path: str, dataset: str | None = None) -> None:
     link such as ``/proc/self/fd/1`` or a directory is never replaced), and
     its nearest existing directory must be writable. With ``dataset`` (the
     dataset's path), the report must not be one of its files, nor where the
-    next run would read it as data.
+    next run would read it as data. ``what`` names the file in messages.
 
     Raises
     ------
@@ -291,7 +291,7 @@ def check_output_path(path: str, dataset: str | None = None) -> None:
     if dataset is not None and would_list(dataset, path):
         raise ConfigError(
             f"output path {redact_url(path)} is a file of the dataset {redact_url(dataset)}, or "
-            "where the next run would read it as data; write the report outside the dataset (or "
+            f"where the next run would read it as data; write the {what} outside the dataset (or "
             "under a name starting with '_' or '.', which listings skip)"
         )
     if "://" in path and not path.startswith("file://"):
@@ -303,31 +303,31 @@ def check_output_path(path: str, dataset: str | None = None) -> None:
     except FileNotFoundError:
         mode = None
     except OSError as exc:  # a file where a directory should be, a name too long...
-        raise ConfigError(f"cannot write the report to {local}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write the {what} to {local}: {exc.strerror}") from None
     if mode is not None and stat.S_ISDIR(mode):
         raise ConfigError(
             f"output path {local} is a directory; give a file name such as report.json"
         )
     if mode is not None and not stat.S_ISREG(mode):
         raise ConfigError(
-            f"output path {local} is {file_kind(mode)}, not a regular file; the report only "
+            f"output path {local} is {file_kind(mode)}, not a regular file; the {what} only "
             "ever replaces a regular file: give the path of one, or of a new file"
         )
-    _check_directory(local)
+    _check_directory(local, what)
 
 
-def _check_directory(local: str) -> None:
+def _check_directory(local: str, what: str = "report") -> None:
     """The nearest existing directory above ``local`` is one, and writable."""
     existing = os.path.dirname(os.path.abspath(local))
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise ConfigError(
-            f"cannot create the report's directory for {local}: {existing} is not a directory"
+            f"cannot create the {what}'s directory for {local}: {existing} is not a directory"
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(
-            f"cannot write the report to {local}: directory {existing} is not writable"
+            f"cannot write the {what} to {local}: directory {existing} is not writable"
         )
 
 
