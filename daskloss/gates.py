@@ -181,7 +181,7 @@ def _check(
         found = _Change(before, *_difference(value, before), None)
     if baseline is not None:
         baseline["value"] = _json_number(found.baseline)
-    reasons += _violations(gate, value, found)
+    reasons = reasons or _violations(gate, value, found)  # no value: only say why
     return {
         "name": gate.label,
         "metric": gate.metric,

@@ -5,55 +5,16 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import daskloss
 from daskloss import ConfigError, NonFiniteValueError
 from daskloss.cache import StatisticsCache
-from daskloss.sources import reader as reader_module
+from tests.helpers import day_frame, write_day
 
 KWARGS = {"y_pred": ["y_pred", "y_old"], "weight": "w", "group_by": ["segment", "day"]}
-
-
-def day_frame(seed: int, n: int = 200) -> pd.DataFrame:
-    """Rows of one day: targets over many magnitudes, two models, weights, three segments."""
-    rng = np.random.default_rng(seed)
-    y = rng.normal(size=n) * 10.0 ** rng.integers(-5, 5, n)
-    return pd.DataFrame(
-        {
-            "y_true": y,
-            "y_pred": y + rng.normal(size=n),
-            "y_old": y + 2 * rng.normal(size=n),
-            "w": rng.random(n),
-            "segment": rng.choice(["a", "b", "c"], n),
-        }
-    )
-
-
-def write_day(root: Path, day: int, seed: int | None = None, n: int = 200) -> Path:
-    """``root/day=DD/part.parquet`` (rewritten if it exists)."""
-    path = root / f"day={day:02d}" / "part.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    day_frame(day if seed is None else seed, n).to_parquet(path, index=False)
-    return path
-
-
-@pytest.fixture
-def reads(monkeypatch) -> list[str]:
-    """The files whose rows are read (each work unit's pieces), in this process."""
-    found: list[str] = []
-    original = reader_module.FileUnit.chunks
-
-    def chunks(self):
-        found.extend(piece.path for piece in self.pieces)
-        yield from original(self)
-
-    monkeypatch.setattr(reader_module.FileUnit, "chunks", chunks)
-    return found
 
 
 def _same(a: daskloss.EvaluationResult, b: daskloss.EvaluationResult) -> None:
