@@ -139,13 +139,14 @@ def run_job(
         duration=duration,
     )
     report.update(_run_sections(result, settings, run, report_path, stats_path, baselines))
+    evaluated = [entry.path for entry in result.listing] or list(result.files)
     if stats_path is not None:
-        _check_not_read(stats_path, result.files)
+        _check_not_read(stats_path, evaluated)
         artifact = StatisticsArtifact.of(result, settings.evaluation.nan_policy, redacted(settings))
         write_artifact(artifact, stats_path, output.storage_options)
         _LOG.info("statistics written to %s", redact_url(stats_path))
     if report_path is not None:
-        _check_not_read(report_path, result.files)
+        _check_not_read(report_path, evaluated)
         write_report(report, report_path, output.storage_options)
         _LOG.info("report written to %s", redact_url(report_path))
     return report

@@ -325,6 +325,23 @@ def test_the_scheduled_task_as_a_subprocess(tmp_path):
     assert report["gates"]["results"][0]["reasons"] == ["count 400 < min 10000"]
 
 
+@pytest.mark.cluster
+def test_incremental_run_on_a_cluster(tmp_path, capsys, scheduler_address):
+    """On worker processes, per-file statistics are cached and reused just the same."""
+    data = _days(tmp_path / "data", [1, 2, 3])
+    config = _config(tmp_path, data, cache={"path": str(tmp_path / "cache")})
+    on_cluster = ["--scheduler", scheduler_address]
+    code, first, err = _evaluate(capsys, config, *on_cluster)
+    assert code == 0, err
+    write_day(data, 4)
+    code, second, err = _evaluate(capsys, config, *on_cluster)
+    assert code == 0, err
+    assert (first["cache"]["files_read"], second["cache"]["files_read"]) == (3, 1)
+    assert second["scheduler"] == scheduler_address
+    code, embedded, err = _evaluate(capsys, config, "--set", "cache.path=")
+    assert _metric_bytes(second) == _metric_bytes(embedded)
+
+
 @pytest.mark.s3
 def test_cache_statistics_and_report_on_an_object_store(tmp_path, capsys, s3_bucket, reads):
     """Data, cache, statistics and report on S3: the second run reads only the new file."""
