@@ -29,6 +29,19 @@ Report format, version 3 (a JSON object; keys in this order)::
     config_digest     "sha256:..." of the canonical resolved settings (secrets redacted)
     settings          the resolved settings, secrets redacted
 
+The job (:mod:`daskloss.job`) appends the keys of a scheduled run::
+
+    run               {date, id}: the run's date and id (--run-date, --run-id)
+    inputs            {files, bytes, digest, read: {files, bytes}[, window]}: the files
+                      evaluated, the sha256 digest of their paths, sizes and versions, and
+                      those of them read (fewer with a cache)
+    outputs           {report, statistics}: where they were written (or null)
+    cache             with [cache]: {path, files_reused, bytes_reused, files_read,
+                      bytes_read, entries_dropped, stored, error}
+    gates             with [[gates]]: {passed, failed, results: [{name, metric, prediction,
+                      slice, value, baseline, change, relative_change, interval, bounds,
+                      verdict, reasons}]}
+
 A metric's value is a JSON number, or ``null`` for a metric that is
 undefined (R² of a constant target, a mean over zero weight), or the string
 ``"Infinity"`` or ``"-Infinity"`` for one beyond the float64 range (the sum of
