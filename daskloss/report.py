@@ -32,9 +32,9 @@ Report format, version 3 (a JSON object; keys in this order)::
 The job (:mod:`daskloss.job`) appends the keys of a scheduled run::
 
     run               {date, id}: the run's date and id (--run-date, --run-id)
-    inputs            {files, bytes, digest, read: {files, bytes}[, window]}: the files
-                      evaluated, the sha256 digest of their paths, sizes and versions, and
-                      those of them read (fewer with a cache)
+    inputs            {files, bytes, digest, read: {files, bytes, digest}[, window]}: the
+                      files evaluated, the sha256 digest of their paths, sizes and
+                      versions, and the same of those read (fewer with a cache)
     outputs           {report, statistics}: where they were written (or null)
     cache             with [cache]: {path, files_reused, bytes_reused, files_read,
                       bytes_read, entries_dropped, stored, error}

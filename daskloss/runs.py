@@ -10,7 +10,7 @@ the date is today's in UTC and the id the start time, ``20260131T120000Z``.
 
 The report of a run names the files it evaluated (count, bytes and a digest of
 their paths, sizes and versions: two runs with the same digest evaluated the
-same bytes) and those it actually read (fewer with a cache).
+same bytes) and, likewise, those it actually read (fewer with a cache).
 """
 
 from __future__ import annotations
@@ -117,13 +117,18 @@ def inputs_section(listing: Sequence[FileEntry], read: Sequence[str]) -> dict[st
     --------
     >>> files = [FileEntry("/d/a.parquet", 10, "v1"), FileEntry("/d/b.parquet", 20, "v2")]
     >>> section = inputs_section(files, ["/d/b.parquet"])
-    >>> section["files"], section["bytes"], section["read"]
-    (2, 30, {'files': 1, 'bytes': 20})
+    >>> section["files"], section["bytes"], section["read"]["files"], section["read"]["bytes"]
+    (2, 30, 1, 20)
     """
-    sizes = {entry.path: entry.size for entry in listing}
+    chosen = set(read)
+    read_entries = [entry for entry in listing if entry.path in chosen]
     return {
         "files": len(listing),
-        "bytes": sum(sizes.values()),
+        "bytes": sum(entry.size for entry in listing),
         "digest": listing_digest(listing),
-        "read": {"files": len(read), "bytes": sum(sizes.get(path, 0) for path in read)},
+        "read": {
+            "files": len(read),
+            "bytes": sum(entry.size for entry in read_entries),
+            "digest": listing_digest(read_entries),
+        },
     }
