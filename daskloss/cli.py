@@ -1,8 +1,12 @@
 """The ``daskloss`` command line: argument parsing and exit codes, nothing else.
 
-The work is done by :func:`daskloss.job.run_job` and
+The work is done by :func:`daskloss.job.run_job` (``evaluate``),
+:func:`daskloss.job.merge_statistics` (``merge``),
+:func:`daskloss.job.report_statistics` (``report``) and
 :func:`daskloss.sample.write_sample`; this module turns arguments into their
-inputs, their outcome into output streams, and exceptions into exit codes.
+inputs, their outcome into output streams, and exceptions into exit codes. A
+report whose gates failed is printed and written like any other, then the
+command exits with its own code (5).
 
 Everything it prints on stderr (the one-line error, log lines, a traceback
 with ``-v``) goes through a :class:`~daskloss.policy.Scrubber` that knows the
@@ -26,9 +30,10 @@ from importlib.metadata import version
 import daskloss
 from daskloss.config import SCHEDULER_ENV_VARS, load_settings, secret_values
 from daskloss.errors import ConfigError, DasklossError
-from daskloss.job import run_job
+from daskloss.job import merge_statistics, report_statistics, run_job
 from daskloss.policy import Scrubber, redact_url
 from daskloss.report import render_json
+from daskloss.runs import RunInfo
 from daskloss.sample import write_sample
 from daskloss.table import format_table
 
@@ -40,6 +45,7 @@ EXIT_CODES: dict[str, int] = {
     "usage": 2,  # bad command line or config: ConfigError, argparse errors
     "data": 3,  # bad input data: DataError and subclasses, ReadError
     "runtime": 4,  # scheduler unreachable, worker died, any unexpected error
+    "gate": 5,  # a quality gate failed; the report was written
     "interrupted": 130,  # Ctrl-C
 }
 
@@ -53,6 +59,11 @@ quick start:
   daskloss make-sample sample/
   daskloss evaluate configs/example.toml
 
+scheduled runs:
+  daskloss evaluate job.toml --run-date 2026-01-31 --format path
+  daskloss merge day1.stats.json day2.stats.json -o week.stats.json
+  daskloss report week.stats.json
+
 run "daskloss COMMAND --help" for the options of a command.
 """
 
@@ -64,8 +75,11 @@ settings precedence (highest first):
   defaults
 relative local paths are resolved against the current directory.
 
-output: the JSON report (--format json, the default) or the summary table
-(--format table) on stdout; the table on stderr with --format json.
+output: the JSON report (--format json, the default), the summary table
+(--format table) or the report's path (--format path, one line, for the next
+task of a pipeline) on stdout; the table on stderr otherwise.
+output.path and output.stats may hold {{date}} and {{run_id}}: --run-date
+(YYYY-MM-DD, default today in UTC) and --run-id (default the start time).
 
 exit codes:
   0    success
@@ -74,7 +88,8 @@ exit codes:
   3    bad data: missing or non-numeric column, NaN (nan_policy = "error"),
        unreadable, corrupt or irregular (FIFO, device) file, no files
   4    runtime failure: scheduler unreachable, worker lost or stalled
-       (cluster.stall_timeout), unexpected error
+       (cluster.stall_timeout), unexpected error (retry these)
+  5    a quality gate ([[gates]]) failed; the report was written
   130  interrupted
 
 examples:
@@ -120,16 +135,57 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.config, overrides=args.set, scheduler=args.scheduler, output=args.output
     )
     args.scrubber.add(secret_values(settings))
-    report = run_job(settings, interactive=sys.stderr.isatty())
+    if args.stdout_format == "path" and settings.output.path is None:
+        raise ConfigError("--format path prints where the report is written: set output.path")
+    run = RunInfo.of(args.run_date, args.run_id)
+    report = run_job(settings, interactive=sys.stderr.isatty(), run=run)
+    return _emit(report, args)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    run = RunInfo.of(args.run_date, args.run_id)
+    merged = merge_statistics(args.artifacts, args.output, run=run)
+    target = redact_url(run.expand(args.output, "--output"))
+    count = merged.evaluation.overall().count
+    print(
+        f"merged {len(args.artifacts)} statistics ({count} rows, {len(merged.files)} files) "
+        f"into {target}",
+        file=sys.stderr,
+    )
+    print(target, flush=True)
+    return EXIT_CODES["success"]
+
+
+def _report(args: argparse.Namespace) -> int:
+    run = RunInfo.of(args.run_date, args.run_id)
+    if args.stdout_format == "path" and args.output is None:
+        raise ConfigError("--format path prints where the report is written: give --output")
+    report = report_statistics(args.artifact, output=args.output, run=run)
+    return _emit(report, args)
+
+
+def _emit(report: dict, args: argparse.Namespace) -> int:
+    """Print the report as asked; the exit code: success, or a failed gate's."""
     table = format_table(report)
+    path = report.get("outputs", {}).get("report")
     if args.stdout_format == "json":
         sys.stdout.write(render_json(report))
         sys.stdout.flush()
         print(table, file=sys.stderr)
-    else:
+    elif args.stdout_format == "table":
         print(table, flush=True)
-    if settings.output.path is not None:
-        print(f"report written to {redact_url(settings.output.path)}", file=sys.stderr)
+    else:
+        print(table, file=sys.stderr)
+    if path is not None:
+        print(f"report written to {path}", file=sys.stderr)
+    if args.stdout_format == "path":
+        print(path, flush=True)
+    gates = report.get("gates")
+    if gates is not None and not gates["passed"]:
+        failed = [r["name"] for r in gates["results"] if r["verdict"] == "fail"]
+        written = f"; the report was written to {path}" if path else ""
+        message = f"{len(failed)} of {len(gates['results'])} gates failed: {', '.join(failed)}"
+        return _fail(message + written, "gate", args)
     return EXIT_CODES["success"]
 
 
@@ -202,6 +258,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_evaluate(commands, common)
+    _add_merge(commands, common)
+    _add_report(commands, common)
     _add_make_sample(commands, common)
     return parser
 
@@ -233,14 +291,66 @@ def _add_evaluate(commands: argparse._SubParsersAction, common: argparse.Argumen
         help='run on the Dask scheduler at ADDRESS, e.g. tcp://host:8786; "" for the '
         "embedded default (cluster.address)",
     )
-    evaluate.add_argument(
+    _add_output_flags(evaluate)
+    evaluate.set_defaults(run=_evaluate)
+
+
+def _add_output_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
         "--format",
         dest="stdout_format",
-        choices=("json", "table"),
+        choices=("json", "table", "path"),
         default="json",
-        help="what goes to stdout: the JSON report (default) or the summary table",
+        help="what goes to stdout: the JSON report (default), the summary table, or the "
+        "report's path (one line, for the next task)",
     )
-    evaluate.set_defaults(run=_evaluate)
+    _add_run_flags(command)
+
+
+def _add_run_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--run-date",
+        metavar="YYYY-MM-DD",
+        help="the run's date, {date} in output paths (default: today, UTC)",
+    )
+    command.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="the run's id, {run_id} in output paths (default: the start time, UTC)",
+    )
+
+
+def _add_merge(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    merge = commands.add_parser(
+        "merge",
+        parents=[common],
+        help="merge statistics artifacts (output.stats) into one",
+        description="Merge the statistics artifacts of runs over disjoint files into one: its "
+        "report is that of one run over all their rows. Artifacts of different column roles, "
+        "slices, baselines or NaN policies, or sharing a file, are refused (exit code 3). "
+        "Prints the output path on stdout.",
+    )
+    merge.add_argument("artifacts", metavar="ARTIFACT", nargs="+", help="statistics to merge")
+    merge.add_argument(
+        "-o", "--output", metavar="PATH", required=True, help="where to write the merged artifact"
+    )
+    _add_run_flags(merge)
+    merge.set_defaults(run=_merge)
+
+
+def _add_report(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    report = commands.add_parser(
+        "report",
+        parents=[common],
+        help="the report of a statistics artifact, printed as evaluate prints it",
+        description="Build the report of a statistics artifact (output.stats, or daskloss "
+        "merge's output) with the settings of the run that wrote it (metrics, slices, "
+        "gates) and print it as evaluate does. Exit code 5 if a gate fails.",
+    )
+    report.add_argument("artifact", metavar="ARTIFACT", help="a statistics artifact")
+    report.add_argument("--output", metavar="PATH", help="also write the report here")
+    _add_output_flags(report)
+    report.set_defaults(run=_report)
 
 
 def _add_make_sample(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

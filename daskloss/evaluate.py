@@ -6,12 +6,17 @@ each unit's chunks become :class:`~daskloss.stats.EvaluationStats` (per
 slice, per prediction) in a task of its own; :func:`~daskloss.reduce.tree_reduce`
 merges them; the formulas (:mod:`daskloss.formulas`) round the metrics once. It never creates a
 Client: the computation runs on whichever Dask scheduler is active.
+
+With a cache (:mod:`daskloss.cache`), the units compute each file's statistics
+apart and the merge tree gathers them by file; the files whose statistics the
+cache holds are not read, and one exact merge joins the cached and the fresh.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,13 +24,22 @@ from typing import Any
 
 import dask
 
-from daskloss.errors import DataError, EmptyDatasetError
+from daskloss.cache import (
+    CacheOutcome,
+    StatisticsCache,
+    dataset_name,
+    file_statistics,
+    merge_file_statistics,
+)
+from daskloss.errors import ConfigError, DataError, EmptyDatasetError
 from daskloss.formulas import compare
 from daskloss.names import FILE_FORMATS, NAN_POLICIES, FileFormat, NanPolicy, check_choice
 from daskloss.policy import ReadRoots
 from daskloss.reduce import check_split_every, tree_reduce
 from daskloss.roles import EvaluationSpec
 from daskloss.sources import Plan, Source, SourceKind, Unit, plan_source
+from daskloss.sources.files import PartitionWindow
+from daskloss.sources.plan import FileEntry
 from daskloss.stats import ErrorStats, EvaluationStats, SliceStats
 
 __all__ = ["EvaluationResult", "SliceResult", "evaluate"]
@@ -97,6 +111,11 @@ class EvaluationResult:
         Every exact statistic: per slice, per prediction, per comparison.
     overall : SliceResult
         Every prediction's metrics and every comparison over all rows.
+    listing : tuple of FileEntry
+        The files evaluated, with their sizes and versions: those read and
+        those whose statistics came from the cache (empty for a DataFrame).
+    cache : CacheOutcome or None
+        What the run did with the cache, if it had one.
     """
 
     metrics: dict[str, float | int]
@@ -108,6 +127,29 @@ class EvaluationResult:
     source: SourceKind = "files"
     evaluation: EvaluationStats | None = None
     overall: SliceResult | None = None
+    listing: tuple[FileEntry, ...] = field(default=())
+    cache: CacheOutcome | None = None
+
+    @classmethod
+    def of(
+        cls, evaluation: EvaluationStats, plan: Plan, cache: CacheOutcome | None = None
+    ) -> EvaluationResult:
+        """The metrics of an evaluation's statistics; ``plan`` says what was evaluated."""
+        overall = evaluation.overall()
+        stats = overall.predictions[0]
+        return cls(
+            metrics=stats.metrics(),
+            stats=stats,
+            skipped_rows=stats.skipped_rows,
+            npartitions=len(plan.units),
+            files=plan.files,
+            format=plan.format,
+            source=plan.kind,
+            evaluation=evaluation,
+            overall=SliceResult.of({}, overall, evaluation.spec),
+            listing=plan.listing,
+            cache=cache,
+        )
 
     @functools.cached_property
     def slices(self) -> list[SliceResult]:
@@ -136,6 +178,8 @@ def evaluate(
     storage_options: Mapping[str, Any] | None = None,
     split_every: int | bool | None = None,
     read_roots: Sequence[str] | None = None,
+    window: tuple[str, int] | None = None,
+    cache: StatisticsCache | None = None,
 ) -> EvaluationResult:
     """Evaluate predictions exactly over files, a Dask DataFrame or a pandas DataFrame.
 
@@ -173,6 +217,13 @@ def evaluate(
         Directories or URL prefixes the files must lie under (see the
         README's Reliability section); None for no confinement, never an
         empty list.
+    window : (str, int), optional
+        ``(partition, last)``: evaluate only the files of the ``last`` greatest
+        values of the hive partition ``partition`` (``day=.../``), such as
+        ``("day", 7)`` (see :class:`~daskloss.sources.files.PartitionWindow`).
+    cache : StatisticsCache, optional
+        Keep each file's statistics there, and reuse them: only files that
+        are new or changed since the last run are read (files only).
 
     Returns
     -------
@@ -199,6 +250,11 @@ def evaluate(
         check_choice("format", format, FILE_FORMATS)
     check_split_every(split_every)
     roots = ReadRoots.listing(read_roots) if read_roots is not None else None
+    session = None
+    if cache is not None:
+        if not isinstance(source, (str, os.PathLike, list, tuple)):
+            raise ConfigError("a cache keeps the statistics of files; the source is not files")
+        session = cache.session(spec, nan_policy, dataset_name(source))
     plan = plan_source(
         source,
         spec.value_columns,
@@ -206,16 +262,29 @@ def evaluate(
         format=format,
         storage_options=storage_options,
         read_roots=roots,
-    )
-    lazy = tree_reduce(
-        plan.units,
-        functools.partial(unit_statistics, spec=spec, nan_policy=nan_policy),
-        functools.partial(_merge_all, spec=spec),
-        split_every=split_every,
+        window=None if window is None else PartitionWindow(*window),
+        known=None if session is None else session.known,
     )
     _LOG.debug("computing the statistics of %d %s units", len(plan.units), plan.kind)
     started = time.perf_counter()
-    (evaluation,) = dask.compute(lazy)
+    outcome = None
+    if session is None:
+        lazy = tree_reduce(
+            plan.units,
+            functools.partial(unit_statistics, spec=spec, nan_policy=nan_policy),
+            functools.partial(_merge_all, spec=spec),
+            split_every=split_every,
+        )
+        (evaluation,) = dask.compute(lazy)
+    else:
+        lazy = tree_reduce(
+            plan.units,
+            functools.partial(file_statistics, spec=spec, nan_policy=nan_policy),
+            merge_file_statistics,
+            split_every=split_every,
+        )
+        (fresh,) = dask.compute(lazy)
+        evaluation, outcome = session.complete(fresh)
     overall = evaluation.overall()
     _LOG.debug(
         "statistics of %d rows computed in %.3f s (%d slices)",
@@ -224,7 +293,7 @@ def evaluate(
         len(evaluation.slices),
     )
     _check_result(overall.predictions[0])
-    return _result(evaluation, overall, plan)
+    return EvaluationResult.of(evaluation, plan, outcome)
 
 
 def unit_statistics(unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy) -> EvaluationStats:
@@ -234,21 +303,6 @@ def unit_statistics(unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy) -> 
 
 def _merge_all(parts: list[EvaluationStats], spec: EvaluationSpec) -> EvaluationStats:
     return EvaluationStats.merge_all(parts) if parts else EvaluationStats.empty(spec)
-
-
-def _result(evaluation: EvaluationStats, overall: SliceStats, plan: Plan) -> EvaluationResult:
-    stats = overall.predictions[0]
-    return EvaluationResult(
-        metrics=stats.metrics(),
-        stats=stats,
-        skipped_rows=stats.skipped_rows,
-        npartitions=len(plan.units),
-        files=plan.files,
-        format=plan.format,
-        source=plan.kind,
-        evaluation=evaluation,
-        overall=SliceResult.of({}, overall, evaluation.spec),
-    )
 
 
 def _check_result(stats: ErrorStats) -> None:

@@ -4,6 +4,13 @@
 flows: check that the report can be written, and may be (before any work),
 start or connect to the scheduler, evaluate, build the report and write it.
 It knows nothing of command lines or exit codes (see :mod:`daskloss.cli`).
+
+A scheduled run adds to that: output paths named by the run's date and id
+(:mod:`daskloss.runs`), the statistics artifact (``output.stats``,
+:mod:`daskloss.artifacts`), the cache of an incremental run
+(:mod:`daskloss.cache`) and the quality gates (:mod:`daskloss.gates`), whose
+verdicts the report records. :func:`merge_statistics` and
+:func:`report_statistics` are the ``merge`` and ``report`` commands.
 """
 
 from __future__ import annotations
@@ -11,23 +18,29 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import CancelledError
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from distributed import KilledWorker
 from distributed.comm import CommClosedError
 
+from daskloss.artifacts import StatisticsArtifact, read_artifact, write_artifact
+from daskloss.cache import StatisticsCache
 from daskloss.cluster import connect
-from daskloss.config import Settings, redacted
+from daskloss.config import CacheSettings, Settings, parse_settings, redacted
 from daskloss.errors import ConfigError
-from daskloss.evaluate import evaluate
+from daskloss.evaluate import EvaluationResult, evaluate
+from daskloss.gates import BaselineFile, check_gates, load_baselines
 from daskloss.policy import ReadRoots, redact_url
 from daskloss.progress import track_progress
 from daskloss.report import build_report, check_output_path, write_report
+from daskloss.runs import RunInfo, inputs_section
+from daskloss.sources.plan import Plan
 
-__all__ = ["run_job"]
+__all__ = ["merge_statistics", "report_statistics", "run_job"]
 
 _LOG = logging.getLogger(__name__)
 #: What Dask raises when the cluster fails under a computation: the scheduler
@@ -43,7 +56,9 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0]
 
 
-def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
+def run_job(
+    settings: Settings, *, interactive: bool = False, run: RunInfo | None = None
+) -> dict[str, Any]:
     """Evaluate the dataset ``settings`` name; write and return the report.
 
     Parameters
@@ -52,6 +67,9 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
         Validated settings (see :func:`daskloss.config.load_settings`).
     interactive : bool
         Draw a progress bar on stderr instead of logging progress lines.
+    run : RunInfo, optional
+        The run's date and id (``{date}``, ``{run_id}`` in output paths);
+        today's and the start time by default.
 
     Returns
     -------
@@ -67,10 +85,18 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
         The scheduler cannot be reached or has no usable worker.
     """
     _LOG.info("settings: %s", redacted(settings))
+    run = run or RunInfo.of()
     output = settings.output
     roots = ReadRoots.from_environ()
-    if output.path is not None:
-        check_output_path(output.path, settings.dataset.path)
+    report_path = None if output.path is None else run.expand(output.path)
+    stats_path = None if output.stats is None else run.expand(output.stats, "output.stats")
+    if report_path is not None:
+        check_output_path(report_path, settings.dataset.path)
+    if stats_path is not None:
+        check_output_path(stats_path, settings.dataset.path, what="statistics")
+    cache = _cache(settings.cache, roots)
+    baselines = load_baselines(settings.gates, output.storage_options, roots)
+    window = settings.dataset.window
     started = datetime.now(UTC)
     clock = time.perf_counter()
     with (
@@ -90,6 +116,8 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
                 storage_options=settings.dataset.storage_options,
                 split_every=settings.evaluation.split_every,
                 read_roots=roots.roots if roots.roots else None,
+                window=None if window is None else (window["partition"], window["last"]),
+                cache=cache,
             )
         except _CLUSTER_FAILURES as exc:
             raise ConnectionError(
@@ -110,11 +138,151 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
         finished=datetime.now(UTC),
         duration=duration,
     )
-    if output.path is not None:
-        _check_not_read(output.path, result.files)
-        write_report(report, output.path, output.storage_options)
-        _LOG.info("report written to %s", redact_url(output.path))
+    report.update(_run_sections(result, settings, run, report_path, stats_path, baselines))
+    evaluated = [entry.path for entry in result.listing] or list(result.files)
+    if stats_path is not None:
+        _check_not_read(stats_path, evaluated)
+        artifact = StatisticsArtifact.of(result, settings.evaluation.nan_policy, redacted(settings))
+        write_artifact(artifact, stats_path, output.storage_options)
+        _LOG.info("statistics written to %s", redact_url(stats_path))
+    if report_path is not None:
+        _check_not_read(report_path, evaluated)
+        write_report(report, report_path, output.storage_options)
+        _LOG.info("report written to %s", redact_url(report_path))
     return report
+
+
+def merge_statistics(
+    paths: Sequence[str], output: str, *, run: RunInfo | None = None
+) -> StatisticsArtifact:
+    """Merge the statistics artifacts at ``paths`` into one, written to ``output``.
+
+    URLs are read and written with the storage's default credentials (the
+    environment, credential files).
+
+    Raises
+    ------
+    ConfigError
+        ``output`` cannot be written.
+    ReadError, DataError
+        An artifact cannot be read, or the artifacts cannot be merged: their
+        column roles, slices, baselines or NaN policies differ, or two hold
+        the same file.
+    """
+    target = (run or RunInfo.of()).expand(output, "--output")
+    check_output_path(target, what="statistics")
+    merged = StatisticsArtifact.merge_all(
+        [read_artifact(path) for path in paths], [redact_url(path) for path in paths]
+    )
+    write_artifact(merged, target)
+    _LOG.info("merged %d statistics into %s", len(paths), redact_url(target))
+    return merged
+
+
+def report_statistics(
+    path: str, *, output: str | None = None, run: RunInfo | None = None
+) -> dict[str, Any]:
+    """The report of a statistics artifact, as the run that wrote it would report it.
+
+    The metrics, slices, predictions and comparisons are those of one run over
+    every row the artifact covers; the settings that shape the report
+    (``evaluation.metrics``, ``min_slice_count``, the gates) are those stored
+    in the artifact. The report is written to ``output`` if given.
+
+    Raises
+    ------
+    ReadError, DataError
+        The artifact (or a gate's baseline) cannot be read.
+    ConfigError
+        ``output`` cannot be written.
+    """
+    run = run or RunInfo.of()
+    target = None if output is None else run.expand(output, "--output")
+    if target is not None:
+        check_output_path(target)
+    started, clock = datetime.now(UTC), time.perf_counter()
+    artifact = read_artifact(path)
+    settings = _artifact_settings(artifact, target)
+    baselines = load_baselines(settings.gates, None, ReadRoots.from_environ())
+    plan = Plan(units=(), kind="files", format=artifact.format, listing=artifact.files)
+    result = replace(
+        EvaluationResult.of(artifact.evaluation, plan), npartitions=artifact.partitions
+    )
+    report = build_report(
+        result,
+        settings,
+        scheduler="none (from statistics)",
+        started=started,
+        finished=datetime.now(UTC),
+        duration=time.perf_counter() - clock,
+    )
+    report.update(_run_sections(result, settings, run, target, None, baselines))
+    report["outputs"]["statistics"] = redact_url(path)
+    if target is not None:
+        write_report(report, target)
+    return report
+
+
+def _cache(settings: CacheSettings, roots: ReadRoots) -> StatisticsCache | None:
+    if settings.path is None:
+        return None
+    roots.check_path(settings.path, key="cache.path")
+    return StatisticsCache(settings.path, settings.storage_options)
+
+
+def _run_sections(
+    result: EvaluationResult,
+    settings: Settings,
+    run: RunInfo,
+    report_path: str | None,
+    stats_path: str | None,
+    baselines: dict[str, BaselineFile],
+) -> dict[str, Any]:
+    """The report's keys of a scheduled run: the run, its inputs and outputs, cache, gates."""
+    sections: dict[str, Any] = {
+        "run": run.to_json(),
+        "inputs": inputs_section(result.listing, result.files),
+        "outputs": {
+            "report": None if report_path is None else redact_url(report_path),
+            "statistics": None if stats_path is None else redact_url(stats_path),
+        },
+    }
+    window = settings.dataset.window
+    if window is not None:
+        sections["inputs"]["window"] = dict(window)
+    if result.cache is not None:
+        sections["cache"] = asdict(result.cache)
+    if settings.gates:
+        assert result.evaluation is not None
+        sections["gates"] = check_gates(settings.gates, result.evaluation, baselines)
+    return sections
+
+
+def _artifact_settings(artifact: StatisticsArtifact, output: str | None) -> Settings:
+    """The settings an artifact's report is made with: the run's, writing only ``output``.
+
+    The column roles, slices, baseline and NaN policy are the statistics'
+    own; the dataset's path names the datasets they cover.
+    """
+    spec = artifact.evaluation.spec
+    saved = artifact.settings or {}
+    stored: dict[str, Any] = {
+        name: dict(table) for name, table in saved.items() if isinstance(table, Mapping)
+    }
+    stored["columns"] = {"y_true": spec.y_true, "y_pred": list(spec.y_pred), "weight": spec.weight}
+    stored["evaluation"] = {
+        **stored.get("evaluation", {}),
+        "group_by": list(spec.group_by) or None,
+        "baseline": spec.baseline,
+        "nan_policy": artifact.nan_policy,
+    }
+    datasets = ", ".join(artifact.datasets) or "(statistics)"
+    stored["dataset"] = {"path": datasets}
+    stored["output"] = {**stored.get("output", {}), "path": output, "stats": None}
+    stored["gates"] = list(saved.get("gates") or [])
+    stored.pop("cache", None)
+    settings = parse_settings(stored, source="the statistics' settings")
+    return replace(settings, dataset=replace(settings.dataset, path=datasets))
 
 
 def _check_not_read(output: str, files: Sequence[str]) -> None:

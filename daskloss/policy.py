@@ -171,18 +171,19 @@ class ReadRoots:
             return cls()
         return cls.parse(environ[READ_ROOTS_ENV_VAR])
 
-    def check_path(self, path: str) -> None:
+    def check_path(self, path: str, key: str = "dataset.path") -> None:
         """Refuse a dataset path (a file, directory, glob or URL) outside the roots.
 
         Local paths are compared after resolving ``..`` and symbolic links, from
-        the part before any glob character; URLs by prefix.
+        the part before any glob character; URLs by prefix. ``key`` names the
+        config key that gave the path.
         """
         if not self.roots:
             return
         fixed = path if "://" in path else re.split(r"[*?\[]", path, maxsplit=1)[0]
         if not self._inside(fixed):
             raise ConfigError(
-                f"config key 'dataset.path': {_resolved(fixed)} is outside the directories this "
+                f"config key '{key}': {_resolved(fixed)} is outside the directories this "
                 f"job may read (${READ_ROOTS_ENV_VAR}); use a dataset under one of them or ask "
                 "the operator to widen it"
             )

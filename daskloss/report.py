@@ -29,6 +29,19 @@ Report format, version 3 (a JSON object; keys in this order)::
     config_digest     "sha256:..." of the canonical resolved settings (secrets redacted)
     settings          the resolved settings, secrets redacted
 
+The job (:mod:`daskloss.job`) appends the keys of a scheduled run::
+
+    run               {date, id}: the run's date and id (--run-date, --run-id)
+    inputs            {files, bytes, digest, read: {files, bytes, digest}[, window]}: the
+                      files evaluated, the sha256 digest of their paths, sizes and
+                      versions, and the same of those read (fewer with a cache)
+    outputs           {report, statistics}: where they were written (or null)
+    cache             with [cache]: {path, files_reused, bytes_reused, files_read,
+                      bytes_read, entries_dropped, stored, error}
+    gates             with [[gates]]: {passed, failed, results: [{name, metric, prediction,
+                      slice, value, baseline, change, relative_change, interval, bounds,
+                      verdict, reasons}]}
+
 A metric's value is a JSON number, or ``null`` for a metric that is
 undefined (R² of a constant target, a mean over zero weight), or the string
 ``"Infinity"`` or ``"-Infinity"`` for one beyond the float64 range (the sum of
@@ -59,7 +72,6 @@ import json
 import math
 import os
 import platform
-import secrets
 import stat
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
@@ -67,7 +79,6 @@ from importlib.metadata import version
 from typing import Any
 
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 
 import daskloss
 from daskloss.config import Settings, redacted, settings_digest
@@ -78,6 +89,7 @@ from daskloss.policy import file_kind, redact_text, redact_url
 from daskloss.roles import EvaluationSpec
 from daskloss.sources.files import would_list
 from daskloss.stats import EvaluationStats, SliceStats
+from daskloss.storage import replace_local, write_bytes
 
 __all__ = [
     "REPORT_VERSION",
@@ -118,7 +130,7 @@ def build_report(
             "dataset": {
                 "path": redact_url(settings.dataset.path),
                 "format": result.format,
-                "files": len(result.files),
+                "files": len(result.listing or result.files),
                 "partitions": result.npartitions,
             },
             "columns": {
@@ -272,7 +284,7 @@ def render_json(report: Mapping[str, Any]) -> str:
     return json.dumps(report, indent=2, allow_nan=False) + "\n"
 
 
-def check_output_path(path: str, dataset: str | None = None) -> None:
+def check_output_path(path: str, dataset: str | None = None, what: str = "report") -> None:
     """Fail before any work if the report cannot be written to ``path``, or must not be.
 
     Nothing is created here: missing directories are made when the report is
@@ -282,7 +294,7 @@ def check_output_path(path: str, dataset: str | None = None) -> None:
     link such as ``/proc/self/fd/1`` or a directory is never replaced), and
     its nearest existing directory must be writable. With ``dataset`` (the
     dataset's path), the report must not be one of its files, nor where the
-    next run would read it as data.
+    next run would read it as data. ``what`` names the file in messages.
 
     Raises
     ------
@@ -292,7 +304,7 @@ def check_output_path(path: str, dataset: str | None = None) -> None:
     if dataset is not None and would_list(dataset, path):
         raise ConfigError(
             f"output path {redact_url(path)} is a file of the dataset {redact_url(dataset)}, or "
-            "where the next run would read it as data; write the report outside the dataset (or "
+            f"where the next run would read it as data; write the {what} outside the dataset (or "
             "under a name starting with '_' or '.', which listings skip)"
         )
     if "://" in path and not path.startswith("file://"):
@@ -304,31 +316,31 @@ def check_output_path(path: str, dataset: str | None = None) -> None:
     except FileNotFoundError:
         mode = None
     except OSError as exc:  # a file where a directory should be, a name too long...
-        raise ConfigError(f"cannot write the report to {local}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write the {what} to {local}: {exc.strerror}") from None
     if mode is not None and stat.S_ISDIR(mode):
         raise ConfigError(
             f"output path {local} is a directory; give a file name such as report.json"
         )
     if mode is not None and not stat.S_ISREG(mode):
         raise ConfigError(
-            f"output path {local} is {file_kind(mode)}, not a regular file; the report only "
+            f"output path {local} is {file_kind(mode)}, not a regular file; the {what} only "
             "ever replaces a regular file: give the path of one, or of a new file"
         )
-    _check_directory(local)
+    _check_directory(local, what)
 
 
-def _check_directory(local: str) -> None:
+def _check_directory(local: str, what: str = "report") -> None:
     """The nearest existing directory above ``local`` is one, and writable."""
     existing = os.path.dirname(os.path.abspath(local))
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise ConfigError(
-            f"cannot create the report's directory for {local}: {existing} is not a directory"
+            f"cannot create the {what}'s directory for {local}: {existing} is not a directory"
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(
-            f"cannot write the report to {local}: directory {existing} is not writable"
+            f"cannot write the {what} to {local}: directory {existing} is not writable"
         )
 
 
@@ -362,11 +374,7 @@ def write_report(
     """
     text = render_json(report)
     try:
-        fs, target = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
-        if isinstance(fs, LocalFileSystem):
-            _replace_local(target, text)
-        else:
-            fs.pipe_file(target, text.encode())
+        write_bytes(path, text.encode("utf-8"), storage_options)
     except Exception as exc:  # an object store's own errors too (botocore's, aiohttp's)
         reason = redact_text(" ".join(f"{type(exc).__name__}: {exc}".split()))
         raise ConfigError(
@@ -376,49 +384,5 @@ def write_report(
 
 
 def _replace_local(target: str, text: str) -> None:
-    """Temporary file in the same directory, fsync, then rename over ``target``.
-
-    The directory is created if need be; the temporary file is created with
-    mode 0o666, so that the umask (and a default ACL) decide the report's mode.
-    A ``target`` that is not a regular file is refused, never replaced.
-    """
-    directory = os.path.dirname(target) or "."
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    handle = os.open(temporary, flags, 0o666)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        _check_replaceable(target)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    _sync_directory(directory)
-
-
-def _check_replaceable(target: str) -> None:
-    """Refuse to rename over anything but a regular file (it may have appeared since the check)."""
-    try:
-        mode = os.lstat(target).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(mode):
-        raise IsADirectoryError(0, f"{target} is {file_kind(mode)}, not a regular file")
-
-
-def _sync_directory(directory: str) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    """Write ``text`` to the local file ``target`` atomically (see :func:`replace_local`)."""
+    replace_local(target, text.encode("utf-8"))

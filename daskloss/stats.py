@@ -453,6 +453,20 @@ class EvaluationStats:
         """The slice keys in a stable order: by value, nulls last, column by column."""
         return sorted(self.rows, key=lambda key: tuple((v is None, _sortable(v)) for v in key))
 
+    @classmethod
+    def from_slices(
+        cls, spec: EvaluationSpec, slices: Mapping[tuple[Any, ...], SliceStats]
+    ) -> EvaluationStats:
+        """The statistics whose :attr:`slices` are ``slices`` (statistics saved and read back).
+
+        Raises
+        ------
+        ConfigError
+            A slice whose predictions or pairs are not the spec's.
+        """
+        layout = _Layout.of(spec)
+        return cls(spec, {key: layout.row(stats) for key, stats in slices.items()})
+
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled compactly: the keys, the exact sums by their significant bits, the maxima."""
         floats = _Layout.of(self.spec).float_positions
@@ -516,6 +530,36 @@ class _Layout:
     @functools.cached_property
     def zero(self) -> tuple[Any, ...]:
         return tuple(0.0 if op is max else 0 for op in self.operations)
+
+    def row(self, stats: SliceStats) -> tuple[Any, ...]:
+        """A slice's :class:`SliceStats` as its flat tuple (the inverse of :meth:`slice`)."""
+        if len(stats.predictions) != self.predictions or len(stats.pairs) != self.pairs:
+            raise ConfigError(
+                f"expected the statistics of {self.predictions} prediction(s) and {self.pairs} "
+                f"comparison(s), got {len(stats.predictions)} and {len(stats.pairs)}"
+            )
+        first = stats.predictions[0]
+        shared = (
+            first.count,
+            first.skipped_rows,
+            first.weight_sum,
+            first.target_sum,
+            first.target_squared,
+            first.weight_squared or 0,
+        )
+        per_prediction = tuple(
+            value
+            for p in stats.predictions
+            for value in (
+                p.squared_error,
+                p.abs_error,
+                p.signed_error,
+                p.max_abs_error,
+                p.fourth_power or 0,
+            )
+        )
+        pairs = tuple(value for p in stats.pairs for value in (p.squared_product, p.abs_product))
+        return shared + per_prediction + pairs
 
     def slice(self, row: tuple[Any, ...]) -> SliceStats:
         """A slice's flat tuple as :class:`SliceStats`."""

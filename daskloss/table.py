@@ -45,6 +45,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         order = [entry["key"] for entry in _worst(report.get("slices") or [], metric)][:shown]
         lines += _comparisons_block(report["comparisons"], order, keys)
     lines.append(f"evaluated on {report['scheduler']} in {report['duration_seconds']} s")
+    lines += _run_block(report)
     return "\n".join(lines)
 
 
@@ -194,3 +195,25 @@ def _key_cell(value: Any) -> str:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _run_block(report: Mapping[str, Any]) -> list[str]:
+    """A scheduled run's cache and gates: what was reused, which gates failed and why."""
+    lines = []
+    cache = report.get("cache")
+    if cache is not None:
+        stored = "" if cache["stored"] else " (not stored: see cache.error)"
+        lines.append(
+            f"cache: {_count(cache['files_read'], 'file')} read, "
+            f"{cache['files_reused']} reused{stored}"
+        )
+    gates = report.get("gates")
+    if gates is not None:
+        results = gates["results"]
+        lines.append(f"gates: {len(results) - gates['failed']} of {len(results)} passed")
+        lines += [
+            f"  FAILED {result['name']}: {'; '.join(result['reasons'])}"
+            for result in results
+            if result["verdict"] == "fail"
+        ]
+    return lines

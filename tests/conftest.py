@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from daskloss.sources import reader as reader_module
 from tests.helpers import (
     S3_KEY,
     S3_SECRET,
@@ -80,3 +81,17 @@ def s3_bucket(s3_server, request) -> dict:
     fs.call_s3("create_bucket", Bucket=bucket)
     fs.invalidate_cache()
     return {"bucket": bucket, "storage_options": options, "fs": fs}
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The files whose rows are read (each work unit's pieces), in this process."""
+    found: list[str] = []
+    original = reader_module.FileUnit.chunks
+
+    def chunks(self):
+        found.extend(piece.path for piece in self.pieces)
+        yield from original(self)
+
+    monkeypatch.setattr(reader_module.FileUnit, "chunks", chunks)
+    return found

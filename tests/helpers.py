@@ -252,3 +252,26 @@ def dask_processes(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def day_frame(seed: int, n: int = 200) -> pd.DataFrame:
+    """Rows of one day: targets over many magnitudes, two models, weights, three segments."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=n) * 10.0 ** rng.integers(-5, 5, n)
+    return pd.DataFrame(
+        {
+            "y_true": y,
+            "y_pred": y + rng.normal(size=n),
+            "y_old": y + 2 * rng.normal(size=n),
+            "w": rng.random(n),
+            "segment": rng.choice(["a", "b", "c"], n),
+        }
+    )
+
+
+def write_day(root: Path, day: int, seed: int | None = None, n: int = 200) -> Path:
+    """``root/day=DD/part.parquet`` (rewritten if it exists)."""
+    path = root / f"day={day:02d}" / "part.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    day_frame(day if seed is None else seed, n).to_parquet(path, index=False)
+    return path

@@ -5,10 +5,12 @@ is in :mod:`daskloss.policy`.
 
 from daskloss.config.layers import SCHEDULER_ENV_VARS, load_settings
 from daskloss.config.schema import (
+    CacheSettings,
     ClusterSettings,
     ColumnSettings,
     DatasetSettings,
     EvaluationSettings,
+    GateSettings,
     OutputSettings,
     Settings,
     parse_settings,
@@ -19,10 +21,12 @@ from daskloss.config.schema import (
 
 __all__ = [
     "SCHEDULER_ENV_VARS",
+    "CacheSettings",
     "ClusterSettings",
     "ColumnSettings",
     "DatasetSettings",
     "EvaluationSettings",
+    "GateSettings",
     "OutputSettings",
     "Settings",
     "load_settings",

@@ -35,15 +35,39 @@ A job config is a TOML file with five tables (only ``[dataset]`` and
     connect_timeout = 30        # seconds to reach the scheduler and find a worker
     stall_timeout = 300         # seconds without a finished task before giving up
 
+    [cache]
+    path = "cache/"             # keep each file's statistics here; read only new files
+    storage_options = {}        # fsspec options for a URL path
+
+    [[gates]]                   # quality gates, any number: a failed one exits 5
+    metric = "mse"              # required: a metric name
+    prediction = "y_pred"       # default: the first prediction
+    slice = {segment = "online"}  # default: every row
+    max = 6000.0                # bounds on the value, inclusive
+    min = 0.0
+    baseline = "y_pred_old"     # a prediction of this run, or...
+    baseline_file = "reports/baseline.json"  # ...a report or statistics artifact
+    max_change = 0.0            # bounds on value - baseline
+    min_change = -1.0
+    max_relative_change = 0.05  # bounds on (value - baseline) / |baseline|
+    min_relative_change = -0.5
+    excludes_zero = true        # the comparison's 95% interval must exclude zero
+
+Also ``dataset.window = {partition = "day", last = 7}`` (the files of the last
+7 ``day=`` directories) and ``output.stats`` (where to write the statistics
+artifact). ``output.path`` and ``output.stats`` may hold ``{date}`` and
+``{run_id}``, expanded when the job runs (see :mod:`daskloss.runs`).
+
 Every value is checked up front, before any data is read: an unknown key, a
 wrong type or a missing required key is a one-line :class:`ConfigError`
 naming the key and where the value came from. An optional key set to ``""``
 counts as unset, so ``--set columns.weight=`` removes a weight column. TOML
 has no tags or code of any kind, so a config can only ever hold data.
 
-Relative local paths (``dataset.path``, ``output.path``) are resolved against
-the current working directory and stored absolute, so that workers with
-another working directory read the same files. URLs are kept as given.
+Relative local paths (``dataset.path``, ``output.path``, ``output.stats``,
+``cache.path``, a gate's ``baseline_file``) are resolved against the current
+working directory and stored absolute, so that workers with another working
+directory read the same files. URLs are kept as given.
 """
 
 from __future__ import annotations
@@ -53,6 +77,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
@@ -60,6 +85,7 @@ from types import MappingProxyType
 from typing import Any
 
 from daskloss.errors import ConfigError
+from daskloss.formulas import COMPARED_METRICS
 from daskloss.names import FILE_FORMATS, METRIC_NAMES, NAN_POLICIES
 from daskloss.policy import (
     SchedulerAddressError,
@@ -71,10 +97,12 @@ from daskloss.policy import (
 )
 
 __all__ = [
+    "CacheSettings",
     "ClusterSettings",
     "ColumnSettings",
     "DatasetSettings",
     "EvaluationSettings",
+    "GateSettings",
     "OutputSettings",
     "Settings",
     "parse_settings",
@@ -234,6 +262,50 @@ def _table_metric(value: Any) -> str:
     return value
 
 
+def _metric(value: Any) -> str:
+    if value not in METRIC_NAMES:
+        raise _Invalid(f"expected a metric name from {', '.join(METRIC_NAMES)}")
+    return value
+
+
+def _window(value: Any) -> Mapping[str, Any]:
+    expected = 'expected a table {partition = "day", last = 7}'
+    if not isinstance(value, dict) or set(value) != {"partition", "last"}:
+        raise _Invalid(f"{expected} (a hive partition name and how many of its last values)")
+    if not isinstance(value["partition"], str) or not value["partition"].strip():
+        raise _Invalid(f"{expected}: partition must be a non-empty string")
+    last = value["last"]
+    if isinstance(last, bool) or not isinstance(last, int) or last < 1:
+        raise _Invalid(f"{expected}: last must be an integer >= 1")
+    return MappingProxyType(dict(value))
+
+
+def _number(value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise _Invalid("expected a number")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("expected true or false")
+    return value
+
+
+def _slice(value: Any) -> Mapping[str, Any]:
+    """A slice key as the report shows it: {column = value}, a string, integer or boolean each."""
+    if not isinstance(value, dict) or not value:
+        raise _Invalid('expected a table of one value per group_by column, e.g. {segment = "a"}')
+    for name, item in value.items():
+        if not isinstance(item, (str, int)):  # bool is an int
+            raise _Invalid(
+                f"expected strings, integers or booleans as the report shows slice keys (dates "
+                f'as ISO text, such as day = "2026-01-31"); {name} is not one',
+                found=item,
+            )
+    return MappingProxyType(dict(value))
+
+
 @dataclass(frozen=True)
 class DatasetSettings:
     """``[dataset]``: where the predictions are and how to read them."""
@@ -241,6 +313,7 @@ class DatasetSettings:
     path: str = _setting(_path)
     format: str | None = _setting(_choice(*FILE_FORMATS), default=None)
     storage_options: Mapping[str, Any] = _secret_setting(_table, lambda: MappingProxyType({}))
+    window: Mapping[str, Any] | None = _setting(_window, default=None)
 
 
 @dataclass(frozen=True)
@@ -273,6 +346,7 @@ class OutputSettings:
     storage_options: Mapping[str, Any] = _secret_setting(_table, lambda: MappingProxyType({}))
     table_slices: int = _setting(_integer(0), default=20)
     table_metric: str = _setting(_table_metric, default="mse")
+    stats: str | None = _setting(_output_path, default=None)
 
 
 #: Upper bound of ``cluster.n_workers`` and ``cluster.threads_per_worker``: a
@@ -296,6 +370,64 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    """``[cache]``: where incremental runs keep each file's statistics (none when unset)."""
+
+    path: str | None = _setting(_path, default=None)
+    storage_options: Mapping[str, Any] = _secret_setting(_table, lambda: MappingProxyType({}))
+
+
+#: A gate's bounds: on its value, and on its change against its baseline.
+GATE_BOUNDS = (
+    "min",
+    "max",
+    "min_change",
+    "max_change",
+    "min_relative_change",
+    "max_relative_change",
+)
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """One ``[[gates]]`` entry: a metric's value (of a prediction, over a slice), bounded.
+
+    ``min``/``max`` bound the value; with a ``baseline`` (a prediction of the
+    run) or a ``baseline_file`` (a report or statistics artifact), the
+    ``*_change`` keys bound ``value - baseline`` and the ``*_relative_change``
+    keys ``(value - baseline) / |baseline|``; ``excludes_zero`` requires the
+    comparison's 95% interval (a prediction against the run's baseline) to
+    exclude zero. Every bound is inclusive.
+    """
+
+    metric: str = _setting(_metric)
+    name: str | None = _setting(_text, default=None)
+    prediction: str | None = _setting(_text, default=None)
+    slice: Mapping[str, Any] | None = _setting(_slice, default=None)
+    min: float | None = _setting(_number, default=None)
+    max: float | None = _setting(_number, default=None)
+    baseline: str | None = _setting(_text, default=None)
+    baseline_file: str | None = _setting(_path, default=None)
+    min_change: float | None = _setting(_number, default=None)
+    max_change: float | None = _setting(_number, default=None)
+    min_relative_change: float | None = _setting(_number, default=None)
+    max_relative_change: float | None = _setting(_number, default=None)
+    excludes_zero: bool = _setting(_flag, default=False)
+
+    @property
+    def label(self) -> str:
+        """The gate's name, or one made of what it checks: ``mse[segment=online]``."""
+        if self.name is not None:
+            return self.name
+        where = (
+            ""
+            if self.slice is None
+            else "[" + ",".join(f"{key}={value}" for key, value in self.slice.items()) + "]"
+        )
+        return f"{self.prediction + '.' if self.prediction else ''}{self.metric}{where}"
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole validated job configuration.
 
@@ -312,6 +444,8 @@ class Settings:
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    gates: tuple[GateSettings, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dicts and lists, ready for JSON (secrets included)."""
@@ -324,6 +458,7 @@ _SECTIONS: dict[str, type] = {
     "evaluation": EvaluationSettings,
     "output": OutputSettings,
     "cluster": ClusterSettings,
+    "cache": CacheSettings,
 }
 
 
@@ -339,7 +474,7 @@ def parse_settings(
     where = _Where(source, origins or {})
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a table of sections, got {_short.repr(data)}")
-    _reject_unknown(data, _SECTIONS, "", where)
+    _reject_unknown(data, {**_SECTIONS, "gates": GateSettings}, "", where)
     sections = {}
     for name, cls in _SECTIONS.items():
         table = data.get(name, {})
@@ -349,8 +484,90 @@ def parse_settings(
                 f"{_short.repr(table)} {where(name)}"
             )
         sections[name] = _build(cls, table, name, where)
-    settings = Settings(**sections)
+    settings = Settings(**sections, gates=_gates(data.get("gates"), where))
+    _check_gates(settings, where)
     return _resolve_paths(settings)
+
+
+def _gates(data: Any, where: _Where) -> tuple[GateSettings, ...]:
+    """The ``[[gates]]`` tables, each checked."""
+    if data is None:
+        return ()
+    if not isinstance(data, list) or not all(isinstance(gate, Mapping) for gate in data):
+        raise ConfigError(
+            "config key 'gates': expected an array of tables ([[gates]] entries), got "
+            f"{_short.repr(data)} {where('gates')}"
+        )
+    return tuple(_build(GateSettings, gate, f"gates[{i}]", where) for i, gate in enumerate(data))
+
+
+def _check_gates(settings: Settings, where: _Where) -> None:
+    """Each gate's keys together, and against the columns and slices of the evaluation."""
+    predictions = _names(settings.columns.y_pred)
+    group_by = _names(settings.evaluation.group_by or ())
+    compared = settings.evaluation.baseline or (predictions[0] if len(predictions) > 1 else None)
+    for index, gate in enumerate(settings.gates):
+        key = f"gates[{index}]"
+        try:
+            _check_bounds(gate)
+            _check_columns(gate, predictions, compared)
+        except _GateInvalid as exc:
+            at = f"{key}.{exc.key}" if exc.key else key
+            raise ConfigError(f"config key '{at}': {exc} {where(at)}") from None
+        if gate.slice is not None and set(gate.slice) != set(group_by):
+            raise ConfigError(
+                f"config key '{key}.slice': expected a value for each group_by column "
+                f"{list(group_by)}, got {sorted(gate.slice)} {where(key)}"
+            )
+
+
+class _GateInvalid(Exception):
+    """A gate's keys do not go together: the problem, and the key it is about (if one)."""
+
+    def __init__(self, problem: str, key: str = "") -> None:
+        super().__init__(problem)
+        self.key = key
+
+
+def _names(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _check_bounds(gate: GateSettings) -> None:
+    """A gate has a bound; a baseline comes with bounds on the change, and they with it."""
+    bounds = [name for name in GATE_BOUNDS if getattr(gate, name) is not None]
+    changes = [name for name in bounds if "change" in name] + (
+        ["excludes_zero"] if gate.excludes_zero else []
+    )
+    has_baseline = gate.baseline is not None or gate.baseline_file is not None
+    if not bounds and not gate.excludes_zero:
+        raise _GateInvalid(
+            f"a gate needs a bound: one of {', '.join(GATE_BOUNDS)}, or excludes_zero"
+        )
+    if gate.baseline is not None and gate.baseline_file is not None:
+        raise _GateInvalid("set baseline (a prediction of this run) or baseline_file, not both")
+    if changes and not has_baseline:
+        raise _GateInvalid(f"{changes[0]} needs a baseline or a baseline_file")
+    if has_baseline and not changes:
+        raise _GateInvalid(
+            "a baseline needs a bound on the change (max_change, ...) or excludes_zero"
+        )
+
+
+def _check_columns(gate: GateSettings, predictions: tuple[str, ...], compared: str | None) -> None:
+    """The gate's prediction and baseline are predictions of the run; a comparison is one."""
+    for name in ("prediction", "baseline"):
+        column = getattr(gate, name)
+        if column is not None and column not in predictions:
+            raise _GateInvalid(f"expected one of the predictions {list(predictions)}", name)
+    if gate.baseline is not None and gate.baseline == (gate.prediction or predictions[0]):
+        raise _GateInvalid("the baseline is the gate's prediction itself", "baseline")
+    if gate.excludes_zero and (gate.baseline != compared or gate.metric not in COMPARED_METRICS):
+        raise _GateInvalid(
+            f"excludes_zero needs a comparison: metric one of {', '.join(COMPARED_METRICS)} "
+            f"and baseline the run's baseline ({compared!r}, evaluation.baseline)",
+            "excludes_zero",
+        )
 
 
 class _Where:
@@ -361,6 +578,7 @@ class _Where:
         self.origins = origins
 
     def __call__(self, key: str) -> str:
+        key = re.sub(r"\[[0-9]+\]", "", key)  # gates[2].max: its value came with gates
         parts = key.split(".")
         for end in range(len(parts), 0, -1):
             origin = self.origins.get(".".join(parts[:end]))
@@ -411,9 +629,20 @@ def _reject_unknown(
 
 def _resolve_paths(settings: Settings) -> Settings:
     dataset = replace(settings.dataset, path=_absolute(settings.dataset.path))
-    output_path = settings.output.path
-    output = replace(settings.output, path=None if output_path is None else _absolute(output_path))
-    return replace(settings, dataset=dataset, output=output)
+    output = replace(
+        settings.output,
+        path=_maybe_absolute(settings.output.path),
+        stats=_maybe_absolute(settings.output.stats),
+    )
+    cache = replace(settings.cache, path=_maybe_absolute(settings.cache.path))
+    gates = tuple(
+        replace(gate, baseline_file=_maybe_absolute(gate.baseline_file)) for gate in settings.gates
+    )
+    return replace(settings, dataset=dataset, output=output, cache=cache, gates=gates)
+
+
+def _maybe_absolute(path: str | None) -> str | None:
+    return None if path is None else _absolute(path)
 
 
 def _absolute(path: str) -> str:
@@ -447,10 +676,15 @@ def redacted(settings: Settings) -> dict[str, Any]:
     {'secret': '***'}
     """
     data = settings.to_dict()
-    for section in ("dataset", "output"):
+    for section in ("dataset", "output", "cache"):
         data[section]["storage_options"] = hide_secrets(data[section]["storage_options"])
         if data[section]["path"] is not None:
             data[section]["path"] = redact_url(data[section]["path"])
+    if data["output"]["stats"] is not None:
+        data["output"]["stats"] = redact_url(data["output"]["stats"])
+    for gate in data["gates"]:
+        if gate["baseline_file"] is not None:
+            gate["baseline_file"] = redact_url(gate["baseline_file"])
     return data
 
 

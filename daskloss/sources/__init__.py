@@ -20,7 +20,7 @@ import pandas as pd
 from daskloss.errors import ConfigError
 from daskloss.names import FileFormat
 from daskloss.policy import ReadRoots
-from daskloss.sources.files import plan_files
+from daskloss.sources.files import Known, PartitionWindow, plan_files
 from daskloss.sources.frames import plan_dask, plan_pandas
 from daskloss.sources.plan import Plan, SourceKind, Unit
 
@@ -38,17 +38,21 @@ def plan_source(
     format: FileFormat | None = None,
     storage_options: Mapping[str, Any] | None = None,
     read_roots: ReadRoots | None = None,
+    window: PartitionWindow | None = None,
+    known: Known | None = None,
 ) -> Plan:
     """Cut ``source`` into work units that read the numeric ``columns`` and the slice ``keys``.
 
-    ``format``, ``storage_options`` and ``read_roots`` apply to files (see
-    :func:`daskloss.sources.files.plan_files`).
+    ``format``, ``storage_options``, ``read_roots``, ``window`` and ``known``
+    apply to files (see :func:`daskloss.sources.files.plan_files`).
 
     Raises
     ------
     ConfigError
-        A source of a kind daskloss cannot read.
+        A source of a kind daskloss cannot read, or a window for a DataFrame.
     """
+    if window is not None and not (_is_path(source) or isinstance(source, (list, tuple))):
+        raise ConfigError("a partition window selects files; the source is not files")
     if isinstance(source, dd.DataFrame):
         return plan_dask(source, columns, keys)
     if isinstance(source, pd.DataFrame):
@@ -63,6 +67,8 @@ def plan_source(
             format=format,
             storage_options=storage_options,
             read_roots=read_roots,
+            window=window,
+            known=known,
         )
     raise ConfigError(
         "source must be a path, glob or URL of Parquet/CSV files (or a list of them), a Dask "

@@ -14,6 +14,12 @@ directory listing skips anything else, and a FIFO, device or socket named
 by the path or matched by its glob is refused. Nothing else is read here:
 the units read their rows where they run (:mod:`daskloss.sources.reader`),
 checking the read roots again on each file they open.
+
+Each listed file is a :class:`~daskloss.sources.plan.FileEntry`: its path,
+size and version (modification time or ETag). A :class:`PartitionWindow`
+keeps the files of the last few hive partitions (``day=.../``); a ``known``
+callback (an incremental run's cache) names the files whose statistics need
+not be read again: they are evaluated but get no unit.
 """
 
 from __future__ import annotations
@@ -22,21 +28,30 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 import fsspec
 import pyarrow as pa
 
-from daskloss.errors import EmptyDatasetError, ReadError, SchemaError
+from daskloss.errors import ConfigError, EmptyDatasetError, ReadError, SchemaError
 from daskloss.names import FILE_FORMATS, FileFormat, check_choice
 from daskloss.policy import ReadRoots, redact_text
-from daskloss.sources.plan import Plan
+from daskloss.sources.plan import FileEntry, Plan
 from daskloss.sources.reader import FileReader, FileUnit, Piece, is_local
 
-__all__ = ["BATCH_BYTES", "MIN_BATCHES", "PIECE_BYTES", "plan_files", "would_list"]
+__all__ = [
+    "BATCH_BYTES",
+    "MIN_BATCHES",
+    "PIECE_BYTES",
+    "Known",
+    "PartitionWindow",
+    "plan_files",
+    "would_list",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -55,6 +70,28 @@ SLICED_MIN_BATCHES = 16
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz")
 
 
+class PartitionWindow(NamedTuple):
+    """The files of the ``last`` greatest values of the hive partition ``partition``.
+
+    Values are compared as integers when every one is an integer, else as
+    text (ISO dates sort by date); the null partition
+    (``__HIVE_DEFAULT_PARTITION__``) counts as the smallest.
+
+    Examples
+    --------
+    >>> PartitionWindow("day", 7)
+    PartitionWindow(partition='day', last=7)
+    """
+
+    partition: str
+    last: int
+
+
+#: Names the files of the dataset whose statistics are known already, given the
+#: files evaluated, every file listed, and how files are read (see plan_files).
+Known = Callable[[Sequence[FileEntry], Sequence[FileEntry], str], Collection[str]]
+
+
 def plan_files(
     path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     columns: Sequence[str],
@@ -63,6 +100,8 @@ def plan_files(
     format: FileFormat | None = None,
     storage_options: Mapping[str, Any] | None = None,
     read_roots: ReadRoots | None = None,
+    window: PartitionWindow | None = None,
+    known: Known | None = None,
 ) -> Plan:
     """List and check the files at ``path``, to read only ``columns`` from them.
 
@@ -83,6 +122,13 @@ def plan_files(
     read_roots : ReadRoots, optional
         Where the job may read: the path and every listed file are checked
         before any file is opened, and each file again where it is read.
+    window : PartitionWindow, optional
+        Evaluate only the files of the last few values of a hive partition.
+    known : callable, optional
+        ``known(evaluated, listed, reading)`` names the files evaluated whose
+        statistics are known already (kept from an earlier run); they get no
+        unit. ``reading`` is a text that changes whenever the statistics of an
+        unchanged file could (format, columns and their types, keys).
 
     Raises
     ------
@@ -101,15 +147,16 @@ def plan_files(
     for url in _urls(path):
         roots.check_path(url)
     started = time.perf_counter()
-    fs, files = _list_files(path, dict(storage_options or {}))
-    names = [name for name, _ in files]
+    fs, listed = _list_files(path, dict(storage_options or {}))
     _LOG.debug(
         "listed %d files (%d bytes) in %.3f s",
-        len(files),
-        sum(size for _, size in files),
+        len(listed),
+        sum(entry.size for entry in listed),
         time.perf_counter() - started,
     )
-    roots.check_files(names)
+    roots.check_files([entry.path for entry in listed])
+    files = _in_window(listed, window, path) if window is not None else listed
+    names = [entry.path for entry in files]
     chosen = format or _inferred_format(names, path)
     reader = FileReader(fs, tuple(columns), chosen, format_given=format is not None, roots=roots)
     in_files = set(reader.column_names(names[0])) if keys else set()
@@ -121,11 +168,16 @@ def plan_files(
     )
     schema = reader.schema(names[0])
     reader = replace(reader, types=tuple(schema.types))
+    skipped = set(known(files, listed, _reading(reader))) if known is not None else set()
     sized = [
-        (piece, size)
-        for index, (name, size) in enumerate(files)
+        (piece, entry.size)
+        for index, entry in enumerate(files)
+        if entry.path not in skipped
         for piece in _pieces(
-            reader, name, size, tuple((key, found[index]) for key, (_, found) in partitions.items())
+            reader,
+            entry.path,
+            entry.size,
+            tuple((key, found[index]) for key, (_, found) in partitions.items()),
         )
     ]
     sizes = (SLICED_BATCH_BYTES, SLICED_MIN_BATCHES) if keys else (BATCH_BYTES, MIN_BATCHES)
@@ -138,7 +190,60 @@ def plan_files(
         list(reader.columns),
         [str(kind) for kind in schema.types],
     )
-    return Plan(units=units, kind="files", path=_display(path), format=chosen, files=tuple(names))
+    return Plan(
+        units=units,
+        kind="files",
+        path=_display(path),
+        format=chosen,
+        files=tuple(name for name in names if name not in skipped),
+        listing=tuple(files),
+    )
+
+
+def _reading(reader: FileReader) -> str:
+    """What decides the statistics of an unchanged file besides the evaluation's spec:
+    the format, the columns read, their types in the dataset's first file (every
+    file must match them) and the slice keys' sources and types."""
+    return repr(
+        (
+            reader.format,
+            reader.read_columns,
+            tuple(map(str, reader.types or ())),
+            tuple((name, str(kind)) for name, kind in reader.partition_keys),
+        )
+    )
+
+
+def _in_window(files: Sequence[FileEntry], window: PartitionWindow, path: Any) -> list[FileEntry]:
+    """The files whose ``window.partition`` directory holds one of its ``last`` greatest values.
+
+    Raises
+    ------
+    ConfigError
+        A window of fewer than one value.
+    SchemaError
+        A file without a directory of the partition.
+    """
+    if isinstance(window.last, bool) or not isinstance(window.last, int) or window.last < 1:
+        raise ConfigError(f"a window keeps the last N >= 1 partitions; got {window.last!r}")
+    names = [entry.path for entry in files]
+    window_of = "the window's partition {!r} is not"
+    _, values = _partitions(names, [window.partition], window_of, "dataset.window")[
+        window.partition
+    ]
+    distinct = sorted(set(values), key=lambda value: (value is not None, value or 0))
+    kept = set(distinct[-window.last :])
+    chosen = [entry for entry, value in zip(files, values, strict=True) if value in kept]
+    _LOG.debug(
+        "window %s: the last %d of %d values of %s (%d of %d files)",
+        window.partition,
+        len(kept),
+        len(distinct),
+        _display(path),
+        len(chosen),
+        len(files),
+    )
+    return chosen
 
 
 def _urls(path: Any) -> list[str]:
@@ -174,7 +279,10 @@ _INTEGER = re.compile(r"-?[0-9]+")
 
 
 def _partitions(
-    files: Sequence[str], keys: Sequence[str]
+    files: Sequence[str],
+    keys: Sequence[str],
+    role: str = "group_by column {!r} is not a column of the dataset's first file nor",
+    setting: str = "evaluation.group_by",
 ) -> dict[str, tuple[pa.DataType, list[Any]]]:
     """Each key's type and value in each file, from hive directory names ``key=value/``.
 
@@ -197,8 +305,8 @@ def _partitions(
             ]
             if not values:
                 raise SchemaError(
-                    f"group_by column {key!r} is not a column of the dataset's first file nor a "
-                    f"partition directory ({key}=value/) of {file}; check evaluation.group_by"
+                    f"{role.format(key)} a partition directory ({key}=value/) of {file}; "
+                    f"check {setting}"
                 )
             found.append(None if values[-1] == _HIVE_NULL else values[-1])
         if all(v is None or _INTEGER.fullmatch(v) for v in found):
@@ -253,8 +361,8 @@ def _display(path: Any) -> str:
 def _list_files(
     path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     storage_options: dict[str, Any],
-) -> tuple[fsspec.AbstractFileSystem, list[tuple[str, int]]]:
-    """The filesystem and the sorted ``(file, size in bytes)`` that ``path`` names."""
+) -> tuple[fsspec.AbstractFileSystem, list[FileEntry]]:
+    """The filesystem and the files ``path`` names (path, size, version), sorted by path."""
     urls = _urls(path)
     try:
         fs, _, roots = fsspec.core.get_fs_token_paths(urls, storage_options=storage_options)
@@ -268,7 +376,8 @@ def _list_files(
                 listing = fs.find(root, detail=True)
                 found.update((f, info) for f, info in listing.items() if not _hidden(f, root))
             elif fs.exists(root):
-                found[root] = _checked_info(fs, root)
+                info = _checked_info(fs, root)
+                found[root] = _local_info(os.stat(root)) if is_local(fs) else info
     except ReadError:
         raise
     except (OSError, ValueError, ImportError) as exc:
@@ -281,10 +390,51 @@ def _list_files(
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     prefix = "" if is_local(fs) else f"{protocol}://"
     files = (
-        (f if f.startswith(prefix) else prefix + f, int(info.get("size") or 0))
+        FileEntry(
+            f if f.startswith(prefix) else prefix + f,
+            int(info.get("size") or 0),
+            info.get("version") if is_local(fs) else _remote_version(info),
+        )
         for f, info in found.items()
     )
-    return fs, sorted(files)
+    return fs, sorted(files, key=lambda entry: entry.path)
+
+
+#: The details of a remote file (fsspec's ``info``) that say which content it holds,
+#: best first: an ETag (S3, Azure, HTTP), a generation (GCS), else a modification time.
+_VERSION_FIELDS = (
+    "ETag",
+    "etag",
+    "generation",
+    "mtime",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "modified",
+)
+
+
+def _remote_version(info: Mapping[str, Any]) -> str | None:
+    """A remote file's version from its details, or None if they tell none."""
+    for name in _VERSION_FIELDS:
+        value = info.get(name)
+        if value not in (None, ""):
+            if isinstance(value, datetime):
+                value = value.timestamp()
+            return f"{name}={value}"
+    return None
+
+
+def _local_info(status: os.stat_result) -> dict[str, Any]:
+    """A local file's size and version: its modification and change times (ns).
+
+    The change time moves on any write, even one that restores the
+    modification time (``cp -p``, ``rsync -t``).
+    """
+    return {
+        "size": status.st_size,
+        "version": f"mtime_ns={status.st_mtime_ns},ctime_ns={status.st_ctime_ns}",
+    }
 
 
 def _checked_info(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any]:
@@ -303,7 +453,7 @@ def _checked_info(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any]:
 
 def _local_files(
     root: str, seen: set[tuple[int, int]] | None = None
-) -> Iterator[tuple[str, dict[str, int]]]:
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """The data files under a local directory, as ``fs.find(detail=True)`` gives them.
 
     ``os.scandir`` lists 10,000 files in about a fifth of fsspec's time.
@@ -320,7 +470,7 @@ def _local_files(
         if entry.is_dir():
             yield from _local_files(entry.path, seen)
         elif entry.is_file():
-            yield entry.path, {"size": entry.stat().st_size}
+            yield entry.path, _local_info(entry.stat())
 
 
 def would_list(dataset: str, path: str) -> bool:
