@@ -23,12 +23,14 @@ class Chunk:
     ``origins`` lists, in row order, where runs of the rows came from (several
     small files read together make one chunk), so that an error can name the
     file that holds a bad value. ``keys`` holds the slice key columns of the
-    same rows, as Arrow arrays of any key type.
+    same rows, as Arrow arrays of any key type; ``ids`` the id columns shown
+    with the worst rows, as Arrow arrays of any plain type.
     """
 
     values: Mapping[str, np.ndarray]
     origins: tuple[Origin, ...]
     keys: Mapping[str, pa.Array] = field(default_factory=lambda: MappingProxyType({}))
+    ids: Mapping[str, pa.Array] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def rows(self) -> int:

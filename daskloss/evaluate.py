@@ -19,16 +19,20 @@ from typing import Any
 
 import dask
 
+from daskloss.distribution import QUANTILE_LEVELS, Histogram
 from daskloss.errors import DataError, EmptyDatasetError
 from daskloss.formulas import compare
+from daskloss.formulas import intervals as metric_intervals
 from daskloss.names import FILE_FORMATS, NAN_POLICIES, FileFormat, NanPolicy, check_choice
 from daskloss.policy import ReadRoots
 from daskloss.reduce import check_split_every, tree_reduce
 from daskloss.roles import EvaluationSpec
+from daskloss.shape import ShapeAccumulator, ShapeSpec, ShapeStats
 from daskloss.sources import Plan, Source, SourceKind, Unit, plan_source
 from daskloss.stats import ErrorStats, EvaluationStats, SliceStats
+from daskloss.worst import WorstRows
 
-__all__ = ["EvaluationResult", "SliceResult", "evaluate"]
+__all__ = ["EvaluationResult", "SliceResult", "UnitResult", "evaluate"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -50,6 +54,10 @@ class SliceResult:
     comparisons : dict
         For each prediction compared with the baseline, by its column: the
         differences (see :func:`daskloss.formulas.compare`).
+    intervals : dict
+        Each prediction's standard errors and 95% intervals of MSE, RMSE, MAE
+        and bias (see :func:`daskloss.formulas.intervals`); empty unless the
+        moments were summed (``intervals=True``, or several predictions).
     """
 
     key: dict[str, Any]
@@ -57,6 +65,7 @@ class SliceResult:
     skipped_rows: int
     predictions: dict[str, dict[str, float | int]]
     comparisons: dict[str, dict[str, dict[str, Any]]]
+    intervals: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, key: dict[str, Any], stats: SliceStats, spec: EvaluationSpec) -> SliceResult:
@@ -68,8 +77,14 @@ class SliceResult:
             spec.y_pred[j]: compare(stats.predictions[j], stats.predictions[base], pair)
             for (j, base), pair in zip(spec.pairs, stats.pairs, strict=True)
         }
+        bounds = {}
+        if spec.moments:
+            bounds = {
+                name: metric_intervals(part)
+                for name, part in zip(spec.y_pred, stats.predictions, strict=True)
+            }
         first = stats.predictions[0]
-        return cls(key, first.count, first.skipped_rows, predictions, comparisons)
+        return cls(key, first.count, first.skipped_rows, predictions, comparisons, bounds)
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,10 @@ class EvaluationResult:
         Every exact statistic: per slice, per prediction, per comparison.
     overall : SliceResult
         Every prediction's metrics and every comparison over all rows.
+    shape : ShapeStats or None
+        Each prediction's residual histogram and worst rows, when asked for
+        (``histogram=True``, ``worst_k > 0``); see :meth:`quantiles`,
+        :meth:`se_share` and :meth:`worst`.
     """
 
     metrics: dict[str, float | int]
@@ -108,6 +127,7 @@ class EvaluationResult:
     source: SourceKind = "files"
     evaluation: EvaluationStats | None = None
     overall: SliceResult | None = None
+    shape: ShapeStats | None = None
 
     @functools.cached_property
     def slices(self) -> list[SliceResult]:
@@ -121,6 +141,62 @@ class EvaluationResult:
             )
             for key in self.evaluation.sorted_keys()
         ]
+
+    def histogram(self, prediction: str | None = None) -> Histogram | None:
+        """A prediction's residual histogram (the first's by default); None if not gathered."""
+        return self._shape_of(prediction).histogram
+
+    def quantiles(self, prediction: str | None = None) -> dict[str, dict[str, float]] | None:
+        """Quantiles of ``|d|``: ``{"abs_error": {"0.5": ..., "0.9": ..., ...}}`` (within 1/257).
+
+        None without a histogram. See :mod:`daskloss.distribution`.
+        """
+        histogram = self.histogram(prediction)
+        if histogram is None:
+            return None
+        return {"abs_error": histogram.quantiles(QUANTILE_LEVELS)}
+
+    def se_share(self, prediction: str | None = None, top: str = "0.01") -> dict[str, float] | None:
+        """The share of the squared error from the ``top`` fraction of rows by ``|d|``, bounded.
+
+        None without a histogram. See :meth:`daskloss.distribution.Histogram.se_share`.
+        """
+        histogram = self.histogram(prediction)
+        if histogram is None or self.evaluation is None:
+            return None
+        index = self._prediction_index(prediction)
+        squared = self.evaluation.overall().predictions[index].squared_error
+        return histogram.se_share(squared, top)
+
+    def worst(
+        self, prediction: str | None = None, key: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]] | None:
+        """The worst rows, largest ``|error|`` first: overall, or of the slice ``key``.
+
+        Each row holds the id columns, ``y_true``, ``y_pred`` and ``error``
+        (``y_pred - y_true``), and ``weight`` when weighted. None unless
+        ``worst_k > 0``. See :mod:`daskloss.worst` for the order of ties.
+        """
+        found = self._shape_of(prediction).worst
+        if found is None:
+            return None
+        if key is None:
+            return WorstRows(found.k, found.table, (), found.ids, found.weighted).reduced().rows()
+        spec = self.evaluation.spec if self.evaluation is not None else None
+        names = spec.group_by if spec is not None else ()
+        return found.rows(tuple(key[name] for name in names))
+
+    def _prediction_index(self, prediction: str | None) -> int:
+        if prediction is None or self.evaluation is None:
+            return 0
+        return self.evaluation.spec.y_pred.index(prediction)
+
+    def _shape_of(self, prediction: str | None) -> Any:
+        from daskloss.shape import PredictionShape
+
+        if self.shape is None:
+            return PredictionShape()
+        return self.shape.predictions[self._prediction_index(prediction)]
 
 
 def evaluate(
@@ -136,6 +212,10 @@ def evaluate(
     storage_options: Mapping[str, Any] | None = None,
     split_every: int | bool | None = None,
     read_roots: Sequence[str] | None = None,
+    intervals: bool = False,
+    histogram: bool = False,
+    worst_k: int = 0,
+    id_columns: str | Sequence[str] | None = None,
 ) -> EvaluationResult:
     """Evaluate predictions exactly over files, a Dask DataFrame or a pandas DataFrame.
 
@@ -173,6 +253,19 @@ def evaluate(
         Directories or URL prefixes the files must lie under (see the
         README's Reliability section); None for no confinement, never an
         empty list.
+    intervals : bool
+        Also sum the moments behind each metric's standard error and 95%
+        interval (``result.overall.intervals``); always there with several
+        predictions.
+    histogram : bool
+        Also count each prediction's residuals in fixed bins: quantiles of
+        ``|d|`` and the share of SE of the top 1% of rows
+        (:meth:`EvaluationResult.quantiles`, :meth:`EvaluationResult.se_share`).
+    worst_k : int
+        Keep each prediction's ``worst_k`` rows of largest ``|d|``, overall and
+        per slice (:meth:`EvaluationResult.worst`).
+    id_columns : str or sequence of str, optional
+        Columns shown with each worst row (any plain type).
 
     Returns
     -------
@@ -193,7 +286,10 @@ def evaluate(
     >>> evaluate(frame).metrics["rmse"]
     10.0
     """
-    spec = EvaluationSpec.of(y_true, y_pred, weight, group_by=group_by, baseline=baseline)
+    spec = EvaluationSpec.of(
+        y_true, y_pred, weight, group_by=group_by, baseline=baseline, moments=intervals
+    )
+    shape = ShapeSpec.of(spec, histogram=histogram, worst_k=worst_k, id_columns=id_columns)
     check_choice("nan_policy", nan_policy, NAN_POLICIES)
     if format is not None:
         check_choice("format", format, FILE_FORMATS)
@@ -206,16 +302,28 @@ def evaluate(
         format=format,
         storage_options=storage_options,
         read_roots=roots,
+        ids=shape.id_columns if shape.worst_k else (),
     )
-    lazy = tree_reduce(
-        plan.units,
-        functools.partial(unit_statistics, spec=spec, nan_policy=nan_policy),
-        functools.partial(_merge_all, spec=spec),
-        split_every=split_every,
-    )
+    if shape.active:
+        lazy = tree_reduce(
+            plan.units,
+            functools.partial(unit_results, spec=spec, nan_policy=nan_policy, shape=shape),
+            functools.partial(_merge_results, spec=spec),
+            split_every=split_every,
+        )
+    else:
+        lazy = tree_reduce(
+            plan.units,
+            functools.partial(unit_statistics, spec=spec, nan_policy=nan_policy),
+            functools.partial(_merge_all, spec=spec),
+            split_every=split_every,
+        )
     _LOG.debug("computing the statistics of %d %s units", len(plan.units), plan.kind)
     started = time.perf_counter()
-    (evaluation,) = dask.compute(lazy)
+    (computed,) = dask.compute(lazy)
+    evaluation, shaped = (
+        (computed.stats, computed.shape) if isinstance(computed, UnitResult) else (computed, None)
+    )
     overall = evaluation.overall()
     _LOG.debug(
         "statistics of %d rows computed in %.3f s (%d slices)",
@@ -224,7 +332,7 @@ def evaluate(
         len(evaluation.slices),
     )
     _check_result(overall.predictions[0])
-    return _result(evaluation, overall, plan)
+    return _result(evaluation, overall, plan, shaped)
 
 
 def unit_statistics(unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy) -> EvaluationStats:
@@ -232,11 +340,42 @@ def unit_statistics(unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy) -> 
     return EvaluationStats.from_chunks(unit.chunks(), spec, nan_policy=nan_policy)
 
 
+@dataclass(frozen=True)
+class UnitResult:
+    """What one unit's task gives when more than the exact sums is gathered."""
+
+    stats: EvaluationStats
+    shape: ShapeStats | None = None
+
+
+def unit_results(
+    unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy, shape: ShapeSpec
+) -> UnitResult:
+    """The statistics of one work unit's rows, their histograms and worst rows (one task)."""
+    gathered = ShapeAccumulator(spec, shape)
+    stats = EvaluationStats.from_chunks(
+        unit.chunks(), spec, nan_policy=nan_policy, observe=gathered.add
+    )
+    return UnitResult(stats, gathered.result())
+
+
 def _merge_all(parts: list[EvaluationStats], spec: EvaluationSpec) -> EvaluationStats:
     return EvaluationStats.merge_all(parts) if parts else EvaluationStats.empty(spec)
 
 
-def _result(evaluation: EvaluationStats, overall: SliceStats, plan: Plan) -> EvaluationResult:
+def _merge_results(parts: list[UnitResult], spec: EvaluationSpec) -> UnitResult:
+    if not parts:
+        return UnitResult(EvaluationStats.empty(spec))
+    shapes = [part.shape for part in parts if part.shape is not None]
+    return UnitResult(
+        EvaluationStats.merge_all([part.stats for part in parts]),
+        ShapeStats.merge_all(shapes) if shapes else None,
+    )
+
+
+def _result(
+    evaluation: EvaluationStats, overall: SliceStats, plan: Plan, shape: ShapeStats | None
+) -> EvaluationResult:
     stats = overall.predictions[0]
     return EvaluationResult(
         metrics=stats.metrics(),
@@ -248,6 +387,7 @@ def _result(evaluation: EvaluationStats, overall: SliceStats, plan: Plan) -> Eva
         source=plan.kind,
         evaluation=evaluation,
         overall=SliceResult.of({}, overall, evaluation.spec),
+        shape=shape,
     )
 
 

@@ -38,9 +38,11 @@ def plan_source(
     format: FileFormat | None = None,
     storage_options: Mapping[str, Any] | None = None,
     read_roots: ReadRoots | None = None,
+    ids: Sequence[str] = (),
 ) -> Plan:
     """Cut ``source`` into work units that read the numeric ``columns`` and the slice ``keys``.
 
+    ``ids`` are id columns read too (any plain type), for the worst rows.
     ``format``, ``storage_options`` and ``read_roots`` apply to files (see
     :func:`daskloss.sources.files.plan_files`).
 
@@ -50,9 +52,9 @@ def plan_source(
         A source of a kind daskloss cannot read.
     """
     if isinstance(source, dd.DataFrame):
-        return plan_dask(source, columns, keys)
+        return plan_dask(source, columns, keys, ids)
     if isinstance(source, pd.DataFrame):
-        return plan_pandas(source, columns, keys)
+        return plan_pandas(source, columns, keys, ids)
     if _is_path(source) or (
         isinstance(source, (list, tuple)) and source and all(map(_is_path, source))
     ):
@@ -63,6 +65,7 @@ def plan_source(
             format=format,
             storage_options=storage_options,
             read_roots=read_roots,
+            ids=ids,
         )
     raise ConfigError(
         "source must be a path, glob or URL of Parquet/CSV files (or a list of them), a Dask "

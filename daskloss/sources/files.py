@@ -58,6 +58,7 @@ def plan_files(
     format: FileFormat | None = None,
     storage_options: Mapping[str, Any] | None = None,
     read_roots: ReadRoots | None = None,
+    ids: Sequence[str] = (),
 ) -> Plan:
     """List and check the files at ``path``, to read only ``columns`` from them.
 
@@ -78,6 +79,8 @@ def plan_files(
     read_roots : ReadRoots, optional
         Where the job may read: the path and every listed file are checked
         before any file is opened, and each file again where it is read.
+    ids : sequence of str
+        Id columns of the files read too (any plain type), for the worst rows.
 
     Raises
     ------
@@ -113,6 +116,7 @@ def plan_files(
         reader,
         keys=tuple(key for key in keys if key in in_files),
         partition_keys=tuple((name, kind) for name, (kind, _) in partitions.items()),
+        ids=tuple(ids),
     )
     schema = reader.schema(names[0])
     reader = replace(reader, types=tuple(schema.types))
