@@ -36,3 +36,11 @@ class Chunk:
     def rows(self) -> int:
         """The number of rows."""
         return sum(rows for _, rows in self.origins)
+
+    def arrow_column(self, name: str) -> pa.Array:
+        """A column of these rows as an Arrow array: an id, a key or a value column."""
+        if name in self.ids:
+            return self.ids[name]
+        if name in self.keys:
+            return self.keys[name]
+        return pa.array(self.values[name])

@@ -208,7 +208,7 @@ class Histogram:
         return {level: self.quantile(level) for level in levels}
 
     def se_share(self, squared_error: int, top: str | Fraction = "0.01") -> dict[str, float]:
-        """The share of ``sum(w d**2)`` from the rows of largest ``|d|`` holding ``top`` of the weight.
+        """The share of ``sum(w d**2)`` from the largest ``|d|`` with ``top`` of the weight.
 
         ``squared_error`` is the exact ``sum(w d**2)`` of the same rows (in
         exact units, as :attr:`daskloss.ErrorStats.squared_error`). Returns
@@ -243,7 +243,7 @@ class Histogram:
         }
 
     def bins(self, bits: int = 2, *, signed: bool = True) -> list[dict[str, Any]]:
-        """The bins merged to ``2**bits`` per binade, ascending: ``low``, ``high``, ``count``, ``weight``.
+        """The bins merged to ``2**bits`` per binade, ascending: low, high, count, weight.
 
         Fine bins nest in coarse ones, so the coarse counts and weights are
         exact too. Signed bins of ``d < 0`` are ``[-high, -low)`` mirrored,
@@ -309,9 +309,7 @@ def _nearest_in_bin(low: Fraction, high: Fraction) -> Fraction:
     return 2 * low * high / (low + high)
 
 
-def histogram_from_dense(
-    counts: np.ndarray, weights: Mapping[int, int] | None
-) -> Histogram:
+def histogram_from_dense(counts: np.ndarray, weights: Mapping[int, int] | None) -> Histogram:
     """A histogram from the compiled pass's dense ``(2, NCODES)`` counts and sparse weights.
 
     ``weights`` maps a signed code to its exact weight sum (None: unweighted).

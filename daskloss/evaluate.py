@@ -14,15 +14,17 @@ import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dask
 
+from daskloss.chunks import Chunk
 from daskloss.distribution import QUANTILE_LEVELS, Histogram
-from daskloss.errors import DataError, EmptyDatasetError
+from daskloss.errors import ConfigError, DataError, EmptyDatasetError
 from daskloss.formulas import compare
 from daskloss.formulas import intervals as metric_intervals
+from daskloss.losses import LossesTarget
 from daskloss.names import FILE_FORMATS, NAN_POLICIES, FileFormat, NanPolicy, check_choice
 from daskloss.policy import ReadRoots
 from daskloss.reduce import check_split_every, tree_reduce
@@ -116,6 +118,9 @@ class EvaluationResult:
         Each prediction's residual histogram and worst rows, when asked for
         (``histogram=True``, ``worst_k > 0``); see :meth:`quantiles`,
         :meth:`se_share` and :meth:`worst`.
+    losses : dict or None
+        With ``losses``: where the per-row losses were written, ``{path,
+        files, rows, columns}``.
     """
 
     metrics: dict[str, float | int]
@@ -128,6 +133,7 @@ class EvaluationResult:
     evaluation: EvaluationStats | None = None
     overall: SliceResult | None = None
     shape: ShapeStats | None = None
+    losses: dict[str, Any] | None = None
 
     @functools.cached_property
     def slices(self) -> list[SliceResult]:
@@ -216,6 +222,8 @@ def evaluate(
     histogram: bool = False,
     worst_k: int = 0,
     id_columns: str | Sequence[str] | None = None,
+    losses: str | None = None,
+    losses_storage_options: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Evaluate predictions exactly over files, a Dask DataFrame or a pandas DataFrame.
 
@@ -265,7 +273,12 @@ def evaluate(
         Keep each prediction's ``worst_k`` rows of largest ``|d|``, overall and
         per slice (:meth:`EvaluationResult.worst`).
     id_columns : str or sequence of str, optional
-        Columns shown with each worst row (any plain type).
+        Columns shown with each worst row (any plain type), and written with
+        the per-row losses.
+    losses : str, optional
+        A directory (local or fsspec URL) to write the per-row losses to, a
+        Parquet file per input file, by the workers (see :mod:`daskloss.losses`);
+        ``losses_storage_options`` are its fsspec options.
 
     Returns
     -------
@@ -302,12 +315,24 @@ def evaluate(
         format=format,
         storage_options=storage_options,
         read_roots=roots,
-        ids=shape.id_columns if shape.worst_k else (),
+        ids=shape.id_columns if shape.worst_k or losses is not None else (),
     )
-    if shape.active:
+    target = None
+    if losses is not None:
+        target = LossesTarget.plan(
+            losses,
+            spec,
+            shape.id_columns,
+            files=plan.files,
+            storage_options=losses_storage_options,
+        )
+        _check_output_names(plan, target)
+    if shape.active or target is not None:
         lazy = tree_reduce(
             plan.units,
-            functools.partial(unit_results, spec=spec, nan_policy=nan_policy, shape=shape),
+            functools.partial(
+                unit_results, spec=spec, nan_policy=nan_policy, shape=shape, losses=target
+            ),
             functools.partial(_merge_results, spec=spec),
             split_every=split_every,
         )
@@ -320,7 +345,12 @@ def evaluate(
         )
     _LOG.debug("computing the statistics of %d %s units", len(plan.units), plan.kind)
     started = time.perf_counter()
-    (computed,) = dask.compute(lazy)
+    try:
+        (computed,) = dask.compute(lazy)
+    except BaseException:
+        if target is not None:
+            target.abort()
+        raise
     evaluation, shaped = (
         (computed.stats, computed.shape) if isinstance(computed, UnitResult) else (computed, None)
     )
@@ -331,8 +361,16 @@ def evaluate(
         time.perf_counter() - started,
         len(evaluation.slices),
     )
-    _check_result(overall.predictions[0])
-    return _result(evaluation, overall, plan, shaped)
+    try:
+        _check_result(overall.predictions[0])
+    except BaseException:
+        if target is not None:
+            target.abort()
+        raise
+    written = None
+    if target is not None:
+        written = target.commit(computed.losses)
+    return replace(_result(evaluation, overall, plan, shaped), losses=written)
 
 
 def unit_statistics(unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy) -> EvaluationStats:
@@ -342,21 +380,69 @@ def unit_statistics(unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy) -> 
 
 @dataclass(frozen=True)
 class UnitResult:
-    """What one unit's task gives when more than the exact sums is gathered."""
+    """What one unit's task gives when more than the exact sums is gathered.
+
+    ``losses`` lists the per-row loss files written: ``(name, rows)``.
+    """
 
     stats: EvaluationStats
     shape: ShapeStats | None = None
+    losses: tuple[tuple[str, int], ...] = ()
 
 
 def unit_results(
-    unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy, shape: ShapeSpec
+    unit: Unit,
+    spec: EvaluationSpec,
+    nan_policy: NanPolicy,
+    shape: ShapeSpec,
+    losses: LossesTarget | None = None,
 ) -> UnitResult:
-    """The statistics of one work unit's rows, their histograms and worst rows (one task)."""
-    gathered = ShapeAccumulator(spec, shape)
-    stats = EvaluationStats.from_chunks(
-        unit.chunks(), spec, nan_policy=nan_policy, observe=gathered.add
+    """One work unit's statistics, histograms and worst rows; its per-row losses written."""
+    gathered = ShapeAccumulator(spec, shape) if shape.active else None
+    writer = losses.writer(output_names(unit, losses)) if losses is not None else None
+
+    def observe(chunk: Chunk, codes: Any, keys: Any) -> None:
+        if gathered is not None:
+            gathered.add(chunk, codes, keys)
+        if writer is not None:
+            writer.add(chunk, spec)
+
+    try:
+        stats = EvaluationStats.from_chunks(
+            unit.chunks(), spec, nan_policy=nan_policy, observe=observe
+        )
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return UnitResult(
+        stats,
+        gathered.result() if gathered is not None else None,
+        tuple(writer.close()) if writer is not None else (),
     )
-    return UnitResult(stats, gathered.result())
+
+
+def output_names(unit: Unit, target: LossesTarget) -> dict[str, str]:
+    """The per-row loss file of each origin of a unit's rows (a file, piece or partition)."""
+    pieces = getattr(unit, "pieces", None)
+    if pieces is not None:
+        return {str(piece): target.output_name(piece.path, piece.row_groups) for piece in pieces}
+    label = getattr(unit, "label", None)
+    if label is not None:
+        return {label: f"part-{getattr(unit, 'index', 0):05d}.parquet"}
+    return {}
+
+
+def _check_output_names(plan: Plan, target: LossesTarget) -> None:
+    """Two inputs must not write the same loss file."""
+    seen: dict[str, str] = {}
+    for unit in plan.units:
+        for origin, name in output_names(unit, target).items():
+            if seen.setdefault(name, origin) != origin:
+                raise ConfigError(
+                    f"the per-row losses of {seen[name]} and of {origin} would both be written "
+                    f"to {name}; rename one of the input files"
+                )
 
 
 def _merge_all(parts: list[EvaluationStats], spec: EvaluationSpec) -> EvaluationStats:
@@ -370,6 +456,7 @@ def _merge_results(parts: list[UnitResult], spec: EvaluationSpec) -> UnitResult:
     return UnitResult(
         EvaluationStats.merge_all([part.stats for part in parts]),
         ShapeStats.merge_all(shapes) if shapes else None,
+        tuple(written for part in parts for written in part.losses),
     )
 
 

@@ -224,7 +224,7 @@ class ShapeAccumulator:
             return
         positive = np.flatnonzero((weight > 0) & np.isfinite(weight))
         if positive.size:
-            biased = int(weight[positive[0]:positive[0] + 1].view(np.uint64)[0] >> np.uint64(52))
+            biased = int(weight[positive[0] : positive[0] + 1].view(np.uint64)[0] >> np.uint64(52))
             self._base = max(biased, 1) - 1075 - _BELOW_FIRST_WEIGHT
 
     def _grow_pool(self) -> None:
@@ -287,7 +287,7 @@ class ShapeAccumulator:
             rows = rows[np.abs(d) >= threshold]
             taken = pa.array(rows)
             keys = {name: chunk.keys[name].take(taken) for name in self.spec.group_by}
-            ids = {name: _id_column(chunk, name).take(taken) for name in self.shape.id_columns}
+            ids = {name: chunk.arrow_column(name).take(taken) for name in self.shape.id_columns}
             self._pending[j].append(
                 candidate_table(
                     y_true[rows],
@@ -316,16 +316,6 @@ class ShapeAccumulator:
 
     def _naming(self) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
         return self.spec.group_by, self.shape.id_columns, self.weighted
-
-
-def _id_column(chunk: Chunk, name: str) -> pa.Array:
-    """An id column of the chunk's rows: among its ids, its keys, or its values."""
-    ids = getattr(chunk, "ids", {})
-    if name in ids:
-        return ids[name]
-    if name in chunk.keys:
-        return chunk.keys[name]
-    return pa.array(chunk.values[name])
 
 
 def _signed_codes(d: np.ndarray) -> np.ndarray:

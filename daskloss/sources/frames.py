@@ -78,7 +78,7 @@ def plan_dask(
 def plan_pandas(
     frame: pd.DataFrame, columns: Sequence[str], keys: Sequence[str] = (), ids: Sequence[str] = ()
 ) -> Plan:
-    """Units of up to ``PANDAS_UNIT_ROWS`` rows of a pandas DataFrame: ``columns``, ``keys``, ``ids``."""
+    """Units of up to ``PANDAS_UNIT_ROWS`` rows of a pandas DataFrame: columns, keys and ids."""
     selected = frame[_checked(frame.columns, frame.dtypes, columns, keys, ids)]
     extra = _extra(columns, keys, ids)
     units = tuple(

@@ -142,7 +142,7 @@ def _reference_bins(d, w=None):
         if magnitude == 0:
             low = Fraction(0)
         else:
-            mantissa, exponent = math.frexp(magnitude)  # magnitude = mantissa * 2**exponent
+            exponent = math.frexp(magnitude)[1]  # magnitude = m * 2**exponent, 0.5 <= m < 1
             step = Fraction(2) ** (exponent - 1) / 128
             low = step * math.floor(Fraction(magnitude) / step)
         entry = found.setdefault((-1 if value < 0 else 1, low), [0, Fraction(0)])
@@ -156,9 +156,7 @@ def test_bins_hold_exact_counts_and_weight_sums(weighted):
     """Every bin's count and weight sum equal those of the rows frexp puts there."""
     w = FRAME.w if weighted else None
     histogram = _evaluate(FRAME, 7, weight="w" if weighted else None, histogram=True).histogram()
-    expected = _reference_bins(
-        (FRAME.p - FRAME.y).to_numpy(), None if w is None else w.to_numpy()
-    )
+    expected = _reference_bins((FRAME.p - FRAME.y).to_numpy(), None if w is None else w.to_numpy())
     found = {}
     for entry in histogram.bins(7):
         sign = -1 if entry["high"] <= 0 and entry["low"] < 0 else 1
@@ -168,7 +166,8 @@ def test_bins_hold_exact_counts_and_weight_sums(weighted):
     assert found == expected
     exact = dict(zip(histogram.codes.tolist(), histogram.bin_weights(), strict=True))
     assert sum(exact.values()) == sum(
-        int(Fraction(x) * (1 << FRACTION_BITS)) for x in (w if w is not None else [1.0] * len(FRAME))
+        int(Fraction(x) * (1 << FRACTION_BITS))
+        for x in (w if w is not None else [1.0] * len(FRAME))
     )
 
 
