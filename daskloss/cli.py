@@ -58,7 +58,7 @@ run "daskloss COMMAND --help" for the options of a command.
 
 _EVALUATE_EPILOG = f"""\
 settings precedence (highest first):
-  --scheduler / --output, then --set (in order)
+  --scheduler / --output / --html, then --set (in order)
   environment: {" then ".join(SCHEDULER_ENV_VARS)} (cluster.address)
   the config file
   defaults
@@ -117,7 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     settings = load_settings(
-        args.config, overrides=args.set, scheduler=args.scheduler, output=args.output
+        args.config,
+        overrides=args.set,
+        scheduler=args.scheduler,
+        output=args.output,
+        html=args.html,
     )
     args.scrubber.add(secret_values(settings))
     report = run_job(settings, interactive=sys.stderr.isatty())
@@ -130,6 +134,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(table, flush=True)
     if settings.output.path is not None:
         print(f"report written to {redact_url(settings.output.path)}", file=sys.stderr)
+    if settings.output.html is not None:
+        print(f"HTML report written to {redact_url(settings.output.html)}", file=sys.stderr)
     return EXIT_CODES["success"]
 
 
@@ -227,6 +233,9 @@ def _add_evaluate(commands: argparse._SubParsersAction, common: argparse.Argumen
         'VALUE is read as TOML (3, true, ["mse"]), else as a string; repeatable',
     )
     evaluate.add_argument("--output", metavar="PATH", help="write the report here (output.path)")
+    evaluate.add_argument(
+        "--html", metavar="PATH", help="write a self-contained HTML report here (output.html)"
+    )
     evaluate.add_argument(
         "--scheduler",
         metavar="ADDRESS",

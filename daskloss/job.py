@@ -23,9 +23,11 @@ from daskloss.cluster import connect
 from daskloss.config import Settings, redacted
 from daskloss.errors import ConfigError
 from daskloss.evaluate import evaluate
+from daskloss.html import render_html
+from daskloss.losses import check_losses_path
 from daskloss.policy import ReadRoots, redact_url
 from daskloss.progress import track_progress
-from daskloss.report import build_report, check_output_path, write_report
+from daskloss.report import build_report, check_output_path, write_document, write_report
 
 __all__ = ["run_job"]
 
@@ -71,6 +73,12 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
     roots = ReadRoots.from_environ()
     if output.path is not None:
         check_output_path(output.path, settings.dataset.path)
+    if output.html is not None:
+        check_output_path(output.html, settings.dataset.path)
+    if output.losses is not None:
+        check_losses_path(output.losses, settings.dataset.path)
+        _check_outside_losses(output.losses, [output.path, output.html])
+    evaluation = settings.evaluation
     started = datetime.now(UTC)
     clock = time.perf_counter()
     with (
@@ -90,6 +98,12 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
                 storage_options=settings.dataset.storage_options,
                 split_every=settings.evaluation.split_every,
                 read_roots=roots.roots if roots.roots else None,
+                intervals=evaluation.intervals,
+                histogram=evaluation.histogram,
+                worst_k=evaluation.worst_k,
+                id_columns=evaluation.id_columns,
+                losses=output.losses,
+                losses_storage_options=output.storage_options,
             )
         except _CLUSTER_FAILURES as exc:
             raise ConnectionError(
@@ -114,7 +128,24 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
         _check_not_read(output.path, result.files)
         write_report(report, output.path, output.storage_options)
         _LOG.info("report written to %s", redact_url(output.path))
+    if output.html is not None:
+        _check_not_read(output.html, result.files)
+        write_document(
+            render_html(report), output.html, output.storage_options, "HTML report", "output.html"
+        )
+        _LOG.info("HTML report written to %s", redact_url(output.html))
     return report
+
+
+def _check_outside_losses(losses: str, paths: Sequence[str | None]) -> None:
+    """The report and the page must not lie in the losses directory, which is replaced whole."""
+    root = losses.rstrip("/") + "/"
+    for path in paths:
+        if path is not None and (path + "/").startswith(root):
+            raise ConfigError(
+                f"output path {redact_url(path)} lies in the losses directory "
+                f"{redact_url(losses)}, which each run replaces whole; write it elsewhere"
+            )
 
 
 def _check_not_read(output: str, files: Sequence[str]) -> None:

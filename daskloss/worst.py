@@ -109,6 +109,16 @@ class WorstRows:
         kept = order[rank < first.k]
         return cls(first.k, table.take(pa.array(kept)), first.keys, first.ids, first.weighted)
 
+    def rows_of(self, keys: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        """The worst rows of the slices ``keys`` taken together (as :meth:`rows`)."""
+        if len(keys) == 1 or not self.keys:
+            return self.rows(keys[0] if keys else ())
+        codes, slice_keys = _slice_codes(self.table, self.keys)
+        wanted = {tuple(key) for key in keys}
+        chosen = np.array([key in wanted for key in slice_keys], bool)[codes]
+        table = self.table.filter(pa.array(chosen))
+        return WorstRows(self.k, table, (), self.ids, self.weighted).reduced().rows()
+
     def slice_keys(self) -> list[tuple[Any, ...]]:
         """The slice keys that have worst rows (``()`` alone without slices)."""
         return list(self._by_key)

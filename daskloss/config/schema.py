@@ -20,6 +20,10 @@ A job config is a TOML file with five tables (only ``[dataset]`` and
     group_by = ["segment"]      # slice key columns (or hive directories); omitted = none
     min_slice_count = 100       # smaller slices are folded into one "other" entry
     baseline = "y_pred_old"     # the prediction the others are compared with (default: first)
+    intervals = true            # standard errors and 95% intervals of mse, rmse, mae, bias
+    histogram = true            # residual histogram: quantiles of |d|, share of SE of the top 1%
+    worst_k = 10                # the rows of largest |d| listed, overall and per slice (0: none)
+    id_columns = ["id"]         # columns shown with each worst row (and in the per-row losses)
 
     [output]
     path = "report.json"        # local path or fsspec URL; omitted = no report file
@@ -27,6 +31,8 @@ A job config is a TOML file with five tables (only ``[dataset]`` and
     storage_options = {}        # fsspec options for a URL path
     table_slices = 20           # slices the terminal table shows: the worst by table_metric
     table_metric = "mse"
+    html = "report.html"        # a self-contained HTML page of the report; omitted = none
+    losses = "losses/"          # a directory for the per-row losses (Parquet); omitted = none
 
     [cluster]
     address = ""                # "" = embedded default; else e.g. "tcp://host:8786"
@@ -41,7 +47,8 @@ naming the key and where the value came from. An optional key set to ``""``
 counts as unset, so ``--set columns.weight=`` removes a weight column. TOML
 has no tags or code of any kind, so a config can only ever hold data.
 
-Relative local paths (``dataset.path``, ``output.path``) are resolved against
+Relative local paths (``dataset.path``, ``output.path``, ``output.html``,
+``output.losses``) are resolved against
 the current working directory and stored absolute, so that workers with
 another working directory read the same files. URLs are kept as given.
 """
@@ -197,6 +204,18 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("expected true or false")
+    return value
+
+
+def _column_list(value: Any) -> tuple[str, ...]:
+    """A column name or a list of distinct ones, as a tuple."""
+    found = _columns(value)
+    return (found,) if isinstance(found, str) else found
+
+
 def _split_every(value: Any) -> int | bool:
     if value is not False and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
         raise _Invalid("expected an integer >= 2 (the merge tree's fan-in), or false for one merge")
@@ -262,6 +281,10 @@ class EvaluationSettings:
     group_by: str | tuple[str, ...] | None = _setting(_columns, default=None)
     min_slice_count: int | None = _setting(_integer(1), default=None)
     baseline: str | None = _setting(_text, default=None)
+    intervals: bool = _setting(_boolean, default=True)
+    histogram: bool = _setting(_boolean, default=True)
+    worst_k: int = _setting(_integer(0), default=10)
+    id_columns: tuple[str, ...] | None = _setting(_column_list, default=None)
 
 
 @dataclass(frozen=True)
@@ -273,6 +296,8 @@ class OutputSettings:
     storage_options: Mapping[str, Any] = _secret_setting(_table, lambda: MappingProxyType({}))
     table_slices: int = _setting(_integer(0), default=20)
     table_metric: str = _setting(_table_metric, default="mse")
+    html: str | None = _setting(_output_path, default=None)
+    losses: str | None = _setting(_output_path, default=None)
 
 
 #: Upper bound of ``cluster.n_workers`` and ``cluster.threads_per_worker``: a
@@ -411,8 +436,13 @@ def _reject_unknown(
 
 def _resolve_paths(settings: Settings) -> Settings:
     dataset = replace(settings.dataset, path=_absolute(settings.dataset.path))
-    output_path = settings.output.path
-    output = replace(settings.output, path=None if output_path is None else _absolute(output_path))
+    out = settings.output
+    output = replace(
+        out,
+        path=None if out.path is None else _absolute(out.path),
+        html=None if out.html is None else _absolute(out.html),
+        losses=None if out.losses is None else _absolute(out.losses),
+    )
     return replace(settings, dataset=dataset, output=output)
 
 
@@ -451,6 +481,9 @@ def redacted(settings: Settings) -> dict[str, Any]:
         data[section]["storage_options"] = hide_secrets(data[section]["storage_options"])
         if data[section]["path"] is not None:
             data[section]["path"] = redact_url(data[section]["path"])
+    for key in ("html", "losses"):
+        if data["output"][key] is not None:
+            data["output"][key] = redact_url(data["output"][key])
     return data
 
 
