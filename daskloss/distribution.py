@@ -100,8 +100,8 @@ class Histogram:
     Examples
     --------
     >>> h = Histogram.of_residuals(np.array([-2.0, 0.0, 1.0, 3.0]))
-    >>> h.quantile("0.5"), h.count
-    (1.0, 4)
+    >>> h.quantile("0.5"), h.count  # the median, 1, lies in [1, 1 + 1/128)
+    (1.0038910505836576, 4)
     >>> h.merge(h).counts.tolist()
     [2, 2, 2, 2]
     """
