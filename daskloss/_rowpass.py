@@ -13,7 +13,7 @@ biased exponent and the first ``MANTISSA_BITS`` bits of its mantissa. A bin
 of a normal float64 is ``[m * 2**e, (m + 1) * 2**e)`` with ``m`` from
 ``2**MANTISSA_BITS`` to ``2**(MANTISSA_BITS + 1) - 1``: the same fixed bins
 on every worker, whatever the data's range, so histograms merge by addition.
-Each sign has its own counts (``d < 0`` and ``d >= 0``).
+Each sign has its own counts (``d < 0`` and ``d >= 0``; ``-0.0`` is zero).
 
 Exact weight sums per bin: a weight ``w = M * 2**u`` (``M < 2**53``) whose
 unit ``u`` lies within ``WEIGHT_SPAN`` binades above the unit's ``base`` is
@@ -57,6 +57,10 @@ LIMBS = 4
 #: Binades above the window's base that a weight's unit may lie at.
 WEIGHT_SPAN = 60
 _C52 = np.uint64(52)
+_C63 = np.uint64(63)
+_ABS = np.uint64((1 << 63) - 1)
+_NCODES = np.uint64(NCODES)
+_NPAGES = np.uint64(NPAGES)
 _C32 = np.uint64(32)
 _C64 = np.uint64(64)
 _LOW32 = np.uint64(0xFFFFFFFF)
@@ -74,15 +78,6 @@ def _float_bits(typingctx, x):
         return builder.bitcast(args[0], ir.IntType(64))
 
     return signature, codegen
-
-
-@cached_njit(nogil=True, inline="always")
-def _code(magnitude):
-    """The histogram code of ``|d|``: 0 for zero, else 1 + its top bits."""
-    bits = _float_bits(magnitude)
-    if bits == 0:
-        return 0
-    return np.int64(bits >> _SHIFT) + 1
 
 
 @cached_njit(nogil=True)
@@ -118,6 +113,23 @@ def _push(heap, size, value):
 
 
 @cached_njit(nogil=True)
+def _kept_rows(y_true, preds, weight):
+    """Rows whose values are all finite, their weight non-negative and residuals finite."""
+    n = y_true.shape[0]
+    kept = np.ones(n, np.bool_)
+    weighted = weight.shape[0] > 0
+    for i in range(n):
+        ok = True
+        if weighted:
+            w = weight[i]
+            ok = w >= 0.0 and w <= _LARGEST
+        for j in range(preds.shape[0]):
+            ok = ok and abs(preds[j, i] - y_true[i]) <= _LARGEST
+        kept[i] = ok
+    return kept
+
+
+@cached_njit(nogil=True)
 def observe(
     y_true,
     preds,
@@ -132,92 +144,147 @@ def observe(
     odd,
     heaps,
     sizes,
+    floors,
     candidates,
     found,
 ):
-    """Histograms and worst-row candidates of rows ``start:`` of a chunk.
+    """Histograms and worst-row candidates of a chunk, from step ``start``.
 
     ``preds`` is ``(predictions, rows)``; ``weight`` and ``slices`` (slice
-    codes) are empty when absent. ``counts`` is ``(predictions, 2, NCODES)``
-    (empty: no histogram); ``pages`` ``(predictions, 2, NPAGES)`` (-1: no
-    page yet), ``limbs`` ``(predictions, pool, PAGE, LIMBS)`` and ``used``
-    (pages used per prediction) hold the exact weight sums from unit
-    ``base``; ``odd`` receives the rows whose weight lies outside the window.
-    ``heaps`` is ``(predictions, slices, k)`` with ``sizes`` ``(predictions,
-    slices)`` (k = 0: no worst rows); ``candidates`` ``(predictions, rows)``.
-    ``found`` counts the candidates of each prediction, then the odd rows.
-    Rows with a non-finite value, a negative weight or an overflowing
-    residual are left out (the exact statistics refuse or skip them).
+    codes) are empty when absent. ``counts`` is ``(predictions, 2 * NCODES)``,
+    ``d >= 0`` then ``d < 0`` (``(predictions, 0)``: no histogram). ``pages``
+    ``(predictions, 2 * NPAGES)`` (-1: no page yet), ``limbs`` ``(predictions,
+    pool, PAGE, LIMBS)`` and ``used`` (pages used per prediction) hold the
+    exact weight sums from unit ``base``; ``odd`` receives the rows whose
+    weight lies outside the window. ``heaps`` is ``(predictions, slices, k)``
+    with ``sizes`` and ``floors`` (the heap's smallest value once full, else
+    -1) ``(predictions, slices)``; ``candidates`` ``(predictions, rows)``
+    (``(predictions, 0)`` and k = 0: no worst rows). ``found`` counts the
+    candidates of each prediction, then the odd rows. Rows with a non-finite
+    value, a negative weight or an overflowing residual are left out (the
+    exact statistics refuse or skip them).
 
-    Returns the row to resume at when the pool of pages is full, else the
-    number of rows.
+    Step ``j * rows + i`` is row ``i`` of prediction ``j``. Returns the step to
+    resume at when the pool of pages is full, else ``predictions * rows``.
     """
     n = y_true.shape[0]
     npred = preds.shape[0]
+    masked = npred > 1 or weight.shape[0] > 0
+    kept = _kept_rows(y_true, preds, weight) if masked else np.ones(0, np.bool_)
+    for j in range(start // n if n else npred, npred):
+        first = start - j * n if j * n <= start else 0
+        stop = _one_prediction(
+            y_true,
+            preds[j],
+            weight,
+            kept,
+            slices,
+            first,
+            counts[j],
+            pages[j],
+            limbs[j],
+            used,
+            j,
+            base,
+            odd,
+            heaps[j],
+            sizes[j],
+            floors[j],
+            candidates[j],
+            found,
+        )
+        if stop < n:
+            return j * n + stop
+    return npred * n
+
+
+@cached_njit(nogil=True)
+def _one_prediction(
+    y_true,
+    pred,
+    weight,
+    kept,
+    slices,
+    first,
+    counts,
+    pages,
+    limbs,
+    used,
+    j,
+    base,
+    odd,
+    heap,
+    sizes,
+    floors,
+    candidates,
+    found,
+):
+    """One prediction's rows from ``first`` (see :func:`observe`); the row it stopped at."""
+    n = y_true.shape[0]
+    masked = kept.shape[0] > 0
     weighted = weight.shape[0] > 0
     sliced = slices.shape[0] > 0
     histogram = counts.shape[0] > 0
-    k = heaps.shape[2]
-    pool = limbs.shape[1]
-    for i in range(start, n):
-        y = y_true[i]
-        w = 1.0
-        if weighted:
-            w = weight[i]
-            if not (w >= 0.0 and w <= _LARGEST):
-                continue
-        kept = True
-        for j in range(npred):
-            if not (abs(preds[j, i] - y) <= _LARGEST):
-                kept = False
-                break
-        if not kept:
+    k = heap.shape[1]
+    pool = limbs.shape[0]
+    npred_odd = found.shape[0] - 1
+    taken = found[j]
+    for i in range(first, n):
+        if masked and not kept[i]:
             continue
-        mantissa = np.uint64(0)
-        shift = np.uint64(0)
-        if histogram and weighted and w > 0.0:
-            bits = _float_bits(w)
-            biased = np.int64(bits >> _C52)
-            mantissa = bits & _MANTISSA
-            if biased > 0:
-                mantissa |= _IMPLICIT
-            offset = max(biased, 1) - 1075 - base
-            if offset < 0 or offset > WEIGHT_SPAN:
-                odd[found[npred]] = i
-                found[npred] += 1
-                mantissa = np.uint64(0)
-            else:
-                shift = np.uint64(offset)
-                for j in range(npred):
-                    d = preds[j, i] - y
-                    page = np.uint64(_code(abs(d))) >> _PAGE_SHIFT
-                    sign = 1 if d < 0 else 0
-                    if pages[j, sign, page] < 0:
+        d = pred[i] - y_true[i]
+        if not masked and not (abs(d) <= _LARGEST):
+            continue
+        w = weight[i] if weighted else 1.0
+        bits = _float_bits(d)
+        magnitude = bits & _ABS
+        nonzero = np.uint64(magnitude != 0)
+        sign = (bits >> _C63) & nonzero
+        code = (magnitude >> _SHIFT) + nonzero
+        if histogram:
+            mantissa = np.uint64(0)
+            shift = np.uint64(0)
+            slot = np.int64(0)
+            if weighted and w > 0.0:
+                wbits = _float_bits(w)
+                biased = np.int64(wbits >> _C52)
+                offset = max(biased, 1) - 1075 - base
+                if offset < 0 or offset > WEIGHT_SPAN:
+                    if j == 0:
+                        odd[found[npred_odd]] = i
+                        found[npred_odd] += 1
+                else:
+                    mantissa = wbits & _MANTISSA
+                    if biased > 0:
+                        mantissa |= _IMPLICIT
+                    shift = np.uint64(offset)
+                    at = np.int64(sign * _NPAGES + (code >> _PAGE_SHIFT))
+                    slot = pages[at]
+                    if slot < 0:
                         if used[j] == pool:
+                            found[j] = taken
                             return i
-                        pages[j, sign, page] = used[j]
+                        slot = used[j]
+                        pages[at] = slot
                         used[j] += 1
-        for j in range(npred):
-            d = preds[j, i] - y
-            magnitude = abs(d)
-            if histogram:
-                code = _code(magnitude)
-                sign = 1 if d < 0 else 0
-                counts[j, sign, code] += 1
-                if mantissa != 0:
-                    page = pages[j, sign, np.uint64(code) >> _PAGE_SHIFT]
-                    slot = np.uint64(code) & _SLOT
-                    low = mantissa << shift
-                    high = mantissa >> (_C64 - shift) if shift > 0 else np.uint64(0)
-                    limbs[j, page, slot, 0] += low & _LOW32
-                    limbs[j, page, slot, 1] += low >> _C32
-                    limbs[j, page, slot, 2] += high & _LOW32
-                    limbs[j, page, slot, 3] += high >> _C32
-            if k > 0 and w > 0.0:
-                s = slices[i] if sliced else 0
-                size = sizes[j, s]
-                if size < k or magnitude >= heaps[j, s, 0]:
-                    candidates[j, found[j]] = i
-                    found[j] += 1
-                    sizes[j, s] = _push(heaps[j, s], size, magnitude)
+            counts[np.int64(sign * _NCODES + code)] += 1
+            if mantissa != 0:
+                cell = np.int64(code & _SLOT)
+                low = mantissa << shift
+                high = mantissa >> (_C64 - shift) if shift > 0 else np.uint64(0)
+                limbs[slot, cell, 0] += low & _LOW32
+                limbs[slot, cell, 1] += low >> _C32
+                limbs[slot, cell, 2] += high & _LOW32
+                limbs[slot, cell, 3] += high >> _C32
+        if k > 0 and w > 0.0:
+            s = slices[i] if sliced else 0
+            value = abs(d)
+            if value >= floors[s]:
+                candidates[taken] = i
+                taken += 1
+                size = _push(heap[s], sizes[s], value)
+                sizes[s] = size
+                if size == k:
+                    floors[s] = heap[s, 0]
+    found[j] = taken
     return n

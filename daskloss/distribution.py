@@ -313,6 +313,7 @@ def histogram_from_dense(counts: np.ndarray, weights: Mapping[int, int] | None) 
     """A histogram from the compiled pass's dense ``(2, NCODES)`` counts and sparse weights.
 
     ``weights`` maps a signed code to its exact weight sum (None: unweighted).
+    Zero is counted with ``d >= 0``.
     """
     positive = np.flatnonzero(counts[0])
     negative = np.flatnonzero(counts[1])

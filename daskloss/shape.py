@@ -139,8 +139,9 @@ class ShapeAccumulator:
         self.spec, self.shape = spec, shape
         npred = len(spec.y_pred)
         self.weighted = spec.weight is not None
-        self._counts = np.zeros((npred if shape.histogram else 0, 2, _rowpass.NCODES), np.int64)
-        self._pages = np.full((npred, 2, _rowpass.NPAGES), -1, np.int64)
+        codes = 2 * _rowpass.NCODES if shape.histogram else 0
+        self._counts = np.zeros((npred, codes), np.int64)
+        self._pages = np.full((npred, 2 * _rowpass.NPAGES), -1, np.int64)
         self._limbs = np.zeros((npred, _POOL if self.weighted else 0, _rowpass.PAGE, 4), np.uint64)
         self._used = np.zeros(npred, np.int64)
         self._base: int | None = None
@@ -148,6 +149,7 @@ class ShapeAccumulator:
         self._rows_since_flush = 0
         self._heaps = np.zeros((npred, 1, shape.worst_k), np.float64)
         self._sizes = np.zeros((npred, 1), np.int64)
+        self._floors = np.full((npred, 1), -1.0)
         self._pending: list[list[pa.Table]] = [[] for _ in range(npred)]
         self._pending_rows = 0
         self._worst: list[WorstRows | None] = [None] * npred
@@ -169,7 +171,7 @@ class ShapeAccumulator:
             self._grow_slices(len(keys) if keys is not None else 1)
         self._place_weights(weight)
         npred = len(preds)
-        candidates = np.empty((npred if self.shape.worst_k else 0, len(y_true)), np.int64)
+        candidates = np.empty((npred, len(y_true) if self.shape.worst_k else 0), np.int64)
         odd = np.empty(len(y_true) if self._limbs.shape[1] else 0, np.int64)
         found = np.zeros(npred + 1, np.int64)
         start = 0
@@ -188,10 +190,11 @@ class ShapeAccumulator:
                 odd,
                 self._heaps,
                 self._sizes,
+                self._floors,
                 candidates,
                 found,
             )
-            if start == len(y_true):
+            if start == npred * len(y_true):
                 break
             self._grow_pool()
         if found[npred]:
@@ -210,7 +213,7 @@ class ShapeAccumulator:
             histogram = None
             if self.shape.histogram:
                 histogram = histogram_from_dense(
-                    self._counts[j], self._weights[j] if self.weighted else None
+                    self._counts[j].reshape(2, -1), self._weights[j] if self.weighted else None
                 )
             worst = self._reduced_worst(j) if self.shape.worst_k else None
             shapes.append(PredictionShape(histogram, worst))
@@ -250,9 +253,10 @@ class ShapeAccumulator:
         shift = self._base + FRACTION_BITS
         for j in range(self._limbs.shape[0]):
             sums = self._weights[j]
+            pages = self._pages[j].reshape(2, -1)
             for sign in (0, 1):
-                for page in np.flatnonzero(self._pages[j, sign] >= 0).tolist():
-                    block = self._limbs[j, self._pages[j, sign, page]]
+                for page in np.flatnonzero(pages[sign] >= 0).tolist():
+                    block = self._limbs[j, pages[sign, page]]
                     for slot in np.flatnonzero(block.any(axis=1)).tolist():
                         limbs = [int(x) for x in block[slot].tolist()]
                         total = limbs[0] + (limbs[1] << 32) + (limbs[2] << 64) + (limbs[3] << 96)
@@ -269,9 +273,11 @@ class ShapeAccumulator:
         room = max(slices, 2 * self._heaps.shape[1])
         heaps = np.zeros((self._heaps.shape[0], room, self._heaps.shape[2]), np.float64)
         sizes = np.zeros((self._sizes.shape[0], room), np.int64)
+        floors = np.full((self._floors.shape[0], room), -1.0)
         heaps[:, : self._heaps.shape[1]] = self._heaps
         sizes[:, : self._sizes.shape[1]] = self._sizes
-        self._heaps, self._sizes = heaps, sizes
+        floors[:, : self._floors.shape[1]] = self._floors
+        self._heaps, self._sizes, self._floors = heaps, sizes, floors
 
     def _add_candidates(self, chunk, candidates, found, stacked, y_true, weight, slices) -> None:
         """The chunk's candidates still at or above their slice's threshold, as tables."""
@@ -281,8 +287,7 @@ class ShapeAccumulator:
             if not rows.size:
                 continue
             s = slices[rows] if slices.size else np.zeros(len(rows), np.int64)
-            full = self._sizes[j, s] == k
-            threshold = np.where(full, self._heaps[j, s, 0], -np.inf)
+            threshold = self._floors[j, s]
             d = stacked[j, rows] - y_true[rows]
             rows = rows[np.abs(d) >= threshold]
             taken = pa.array(rows)
