@@ -23,14 +23,24 @@ class Chunk:
     ``origins`` lists, in row order, where runs of the rows came from (several
     small files read together make one chunk), so that an error can name the
     file that holds a bad value. ``keys`` holds the slice key columns of the
-    same rows, as Arrow arrays of any key type.
+    same rows, as Arrow arrays of any key type; ``ids`` the id columns shown
+    with the worst rows, as Arrow arrays of any plain type.
     """
 
     values: Mapping[str, np.ndarray]
     origins: tuple[Origin, ...]
     keys: Mapping[str, pa.Array] = field(default_factory=lambda: MappingProxyType({}))
+    ids: Mapping[str, pa.Array] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def rows(self) -> int:
         """The number of rows."""
         return sum(rows for _, rows in self.origins)
+
+    def arrow_column(self, name: str) -> pa.Array:
+        """A column of these rows as an Arrow array: an id, a key or a value column."""
+        if name in self.ids:
+            return self.ids[name]
+        if name in self.keys:
+            return self.keys[name]
+        return pa.array(self.values[name])

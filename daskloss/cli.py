@@ -69,7 +69,7 @@ run "daskloss COMMAND --help" for the options of a command.
 
 _EVALUATE_EPILOG = f"""\
 settings precedence (highest first):
-  --scheduler / --output, then --set (in order)
+  --scheduler / --output / --html, then --set (in order)
   environment: {" then ".join(SCHEDULER_ENV_VARS)} (cluster.address)
   the config file
   defaults
@@ -132,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     settings = load_settings(
-        args.config, overrides=args.set, scheduler=args.scheduler, output=args.output
+        args.config,
+        overrides=args.set,
+        scheduler=args.scheduler,
+        output=args.output,
+        html=args.html,
     )
     args.scrubber.add(secret_values(settings))
     if args.stdout_format == "path" and settings.output.path is None:
@@ -178,6 +182,9 @@ def _emit(report: dict, args: argparse.Namespace) -> int:
         print(table, file=sys.stderr)
     if path is not None:
         print(f"report written to {path}", file=sys.stderr)
+    html = report.get("outputs", {}).get("html")
+    if html is not None:
+        print(f"HTML report written to {html}", file=sys.stderr)
     if args.stdout_format == "path":
         print(path, flush=True)
     gates = report.get("gates")
@@ -285,6 +292,9 @@ def _add_evaluate(commands: argparse._SubParsersAction, common: argparse.Argumen
         'VALUE is read as TOML (3, true, ["mse"]), else as a string; repeatable',
     )
     evaluate.add_argument("--output", metavar="PATH", help="write the report here (output.path)")
+    evaluate.add_argument(
+        "--html", metavar="PATH", help="write a self-contained HTML report here (output.html)"
+    )
     evaluate.add_argument(
         "--scheduler",
         metavar="ADDRESS",

@@ -75,13 +75,14 @@ def chunks_of_columns(
     origins: Sequence[Origin] | None = None,
     where: str = "",
     keys: Mapping[str, pa.Array | pa.ChunkedArray] | None = None,
+    ids: Mapping[str, pa.Array | pa.ChunkedArray] | None = None,
 ) -> Iterator[Chunk]:
     """Named column-like values of the same rows as aligned float64 :class:`Chunk` objects.
 
     ``origins`` says where runs of the rows came from (see :class:`Chunk`;
     omitted, nowhere in particular); ``where`` is added to error messages
     (``" in FILE"``). ``keys`` are slice key columns of the same rows, passed
-    on as Arrow arrays.
+    on as Arrow arrays; so are ``ids``, id columns of the same rows.
 
     Raises
     ------
@@ -96,12 +97,14 @@ def chunks_of_columns(
     except SchemaError as exc:
         raise SchemaError(f"{exc}{where} (columns {names})") from None
     keys = keys or {}
+    ids = ids or {}
     start = 0
     for piece in pieces:
         stop = start + len(piece[0])
         cut = (("", stop - start),) if origins is None else _cut(origins, start, stop)
         keyed = {name: _key_rows(column, start, stop) for name, column in keys.items()}
-        yield Chunk(dict(zip(names, piece, strict=True)), cut, keyed)
+        named = {name: _key_rows(column, start, stop) for name, column in ids.items()}
+        yield Chunk(dict(zip(names, piece, strict=True)), cut, keyed, named)
         start = stop
 
 

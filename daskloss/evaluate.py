@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dask
@@ -31,18 +31,24 @@ from daskloss.cache import (
     file_statistics,
     merge_file_statistics,
 )
+from daskloss.chunks import Chunk
+from daskloss.distribution import QUANTILE_LEVELS, Histogram
 from daskloss.errors import ConfigError, DataError, EmptyDatasetError
 from daskloss.formulas import compare
+from daskloss.formulas import intervals as metric_intervals
+from daskloss.losses import LossesTarget
 from daskloss.names import FILE_FORMATS, NAN_POLICIES, FileFormat, NanPolicy, check_choice
 from daskloss.policy import ReadRoots
 from daskloss.reduce import check_split_every, tree_reduce
 from daskloss.roles import EvaluationSpec
+from daskloss.shape import ShapeAccumulator, ShapeSpec, ShapeStats
 from daskloss.sources import Plan, Source, SourceKind, Unit, plan_source
 from daskloss.sources.files import PartitionWindow
 from daskloss.sources.plan import FileEntry
 from daskloss.stats import ErrorStats, EvaluationStats, SliceStats
+from daskloss.worst import WorstRows
 
-__all__ = ["EvaluationResult", "SliceResult", "evaluate"]
+__all__ = ["EvaluationResult", "SliceResult", "UnitResult", "evaluate"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -64,6 +70,10 @@ class SliceResult:
     comparisons : dict
         For each prediction compared with the baseline, by its column: the
         differences (see :func:`daskloss.formulas.compare`).
+    intervals : dict
+        Each prediction's standard errors and 95% intervals of MSE, RMSE, MAE
+        and bias (see :func:`daskloss.formulas.intervals`); empty unless the
+        moments were summed (``intervals=True``, or several predictions).
     """
 
     key: dict[str, Any]
@@ -71,6 +81,7 @@ class SliceResult:
     skipped_rows: int
     predictions: dict[str, dict[str, float | int]]
     comparisons: dict[str, dict[str, dict[str, Any]]]
+    intervals: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, key: dict[str, Any], stats: SliceStats, spec: EvaluationSpec) -> SliceResult:
@@ -82,8 +93,14 @@ class SliceResult:
             spec.y_pred[j]: compare(stats.predictions[j], stats.predictions[base], pair)
             for (j, base), pair in zip(spec.pairs, stats.pairs, strict=True)
         }
+        bounds = {}
+        if spec.moments:
+            bounds = {
+                name: metric_intervals(part)
+                for name, part in zip(spec.y_pred, stats.predictions, strict=True)
+            }
         first = stats.predictions[0]
-        return cls(key, first.count, first.skipped_rows, predictions, comparisons)
+        return cls(key, first.count, first.skipped_rows, predictions, comparisons, bounds)
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,13 @@ class EvaluationResult:
         those whose statistics came from the cache (empty for a DataFrame).
     cache : CacheOutcome or None
         What the run did with the cache, if it had one.
+    shape : ShapeStats or None
+        Each prediction's residual histogram and worst rows, when asked for
+        (``histogram=True``, ``worst_k > 0``); see :meth:`quantiles`,
+        :meth:`se_share` and :meth:`worst`.
+    losses : dict or None
+        With ``losses``: where the per-row losses were written, ``{path,
+        files, rows, columns}``.
     """
 
     metrics: dict[str, float | int]
@@ -129,10 +153,16 @@ class EvaluationResult:
     overall: SliceResult | None = None
     listing: tuple[FileEntry, ...] = field(default=())
     cache: CacheOutcome | None = None
+    shape: ShapeStats | None = None
+    losses: dict[str, Any] | None = None
 
     @classmethod
     def of(
-        cls, evaluation: EvaluationStats, plan: Plan, cache: CacheOutcome | None = None
+        cls,
+        evaluation: EvaluationStats,
+        plan: Plan,
+        cache: CacheOutcome | None = None,
+        shape: ShapeStats | None = None,
     ) -> EvaluationResult:
         """The metrics of an evaluation's statistics; ``plan`` says what was evaluated."""
         overall = evaluation.overall()
@@ -149,6 +179,7 @@ class EvaluationResult:
             overall=SliceResult.of({}, overall, evaluation.spec),
             listing=plan.listing,
             cache=cache,
+            shape=shape,
         )
 
     @functools.cached_property
@@ -163,6 +194,62 @@ class EvaluationResult:
             )
             for key in self.evaluation.sorted_keys()
         ]
+
+    def histogram(self, prediction: str | None = None) -> Histogram | None:
+        """A prediction's residual histogram (the first's by default); None if not gathered."""
+        return self._shape_of(prediction).histogram
+
+    def quantiles(self, prediction: str | None = None) -> dict[str, dict[str, float]] | None:
+        """Quantiles of ``|d|``: ``{"abs_error": {"0.5": ..., "0.9": ..., ...}}`` (within 1/257).
+
+        None without a histogram. See :mod:`daskloss.distribution`.
+        """
+        histogram = self.histogram(prediction)
+        if histogram is None:
+            return None
+        return {"abs_error": histogram.quantiles(QUANTILE_LEVELS)}
+
+    def se_share(self, prediction: str | None = None, top: str = "0.01") -> dict[str, float] | None:
+        """The share of the squared error from the ``top`` fraction of rows by ``|d|``, bounded.
+
+        None without a histogram. See :meth:`daskloss.distribution.Histogram.se_share`.
+        """
+        histogram = self.histogram(prediction)
+        if histogram is None or self.evaluation is None:
+            return None
+        index = self._prediction_index(prediction)
+        squared = self.evaluation.overall().predictions[index].squared_error
+        return histogram.se_share(squared, top)
+
+    def worst(
+        self, prediction: str | None = None, key: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]] | None:
+        """The worst rows, largest ``|error|`` first: overall, or of the slice ``key``.
+
+        Each row holds the id columns, ``y_true``, ``y_pred`` and ``error``
+        (``y_pred - y_true``), and ``weight`` when weighted. None unless
+        ``worst_k > 0``. See :mod:`daskloss.worst` for the order of ties.
+        """
+        found = self._shape_of(prediction).worst
+        if found is None:
+            return None
+        if key is None:
+            return WorstRows(found.k, found.table, (), found.ids, found.weighted).reduced().rows()
+        spec = self.evaluation.spec if self.evaluation is not None else None
+        names = spec.group_by if spec is not None else ()
+        return found.rows(tuple(key[name] for name in names))
+
+    def _prediction_index(self, prediction: str | None) -> int:
+        if prediction is None or self.evaluation is None:
+            return 0
+        return self.evaluation.spec.y_pred.index(prediction)
+
+    def _shape_of(self, prediction: str | None) -> Any:
+        from daskloss.shape import PredictionShape
+
+        if self.shape is None:
+            return PredictionShape()
+        return self.shape.predictions[self._prediction_index(prediction)]
 
 
 def evaluate(
@@ -180,6 +267,12 @@ def evaluate(
     read_roots: Sequence[str] | None = None,
     window: tuple[str, int] | None = None,
     cache: StatisticsCache | None = None,
+    intervals: bool = False,
+    histogram: bool = False,
+    worst_k: int = 0,
+    id_columns: str | Sequence[str] | None = None,
+    losses: str | None = None,
+    losses_storage_options: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Evaluate predictions exactly over files, a Dask DataFrame or a pandas DataFrame.
 
@@ -224,6 +317,24 @@ def evaluate(
     cache : StatisticsCache, optional
         Keep each file's statistics there, and reuse them: only files that
         are new or changed since the last run are read (files only).
+    intervals : bool
+        Also sum the moments behind each metric's standard error and 95%
+        interval (``result.overall.intervals``); always there with several
+        predictions.
+    histogram : bool
+        Also count each prediction's residuals in fixed bins: quantiles of
+        ``|d|`` and the share of SE of the top 1% of rows
+        (:meth:`EvaluationResult.quantiles`, :meth:`EvaluationResult.se_share`).
+    worst_k : int
+        Keep each prediction's ``worst_k`` rows of largest ``|d|``, overall and
+        per slice (:meth:`EvaluationResult.worst`).
+    id_columns : str or sequence of str, optional
+        Columns shown with each worst row (any plain type), and written with
+        the per-row losses.
+    losses : str, optional
+        A directory (local or fsspec URL) to write the per-row losses to, a
+        Parquet file per input file, by the workers (see :mod:`daskloss.losses`);
+        ``losses_storage_options`` are its fsspec options.
 
     Returns
     -------
@@ -244,7 +355,10 @@ def evaluate(
     >>> evaluate(frame).metrics["rmse"]
     10.0
     """
-    spec = EvaluationSpec.of(y_true, y_pred, weight, group_by=group_by, baseline=baseline)
+    spec = EvaluationSpec.of(
+        y_true, y_pred, weight, group_by=group_by, baseline=baseline, moments=intervals
+    )
+    shape = ShapeSpec.of(spec, histogram=histogram, worst_k=worst_k, id_columns=id_columns)
     check_choice("nan_policy", nan_policy, NAN_POLICIES)
     if format is not None:
         check_choice("format", format, FILE_FORMATS)
@@ -254,6 +368,13 @@ def evaluate(
     if cache is not None:
         if not isinstance(source, (str, os.PathLike, list, tuple)):
             raise ConfigError("a cache keeps the statistics of files; the source is not files")
+        if shape.active or losses is not None:
+            raise ConfigError(
+                "a cache keeps each file's statistics, not its residuals: the histogram, the "
+                "worst rows and the per-row losses need every file read; set "
+                "evaluation.histogram = false and evaluation.worst_k = 0 and leave output.losses "
+                "unset, or run without [cache]"
+            )
         session = cache.session(spec, nan_policy, dataset_name(source))
     plan = plan_source(
         source,
@@ -264,27 +385,56 @@ def evaluate(
         read_roots=roots,
         window=None if window is None else PartitionWindow(*window),
         known=None if session is None else session.known,
+        ids=shape.id_columns if shape.worst_k or losses is not None else (),
     )
-    _LOG.debug("computing the statistics of %d %s units", len(plan.units), plan.kind)
-    started = time.perf_counter()
-    outcome = None
-    if session is None:
-        lazy = tree_reduce(
-            plan.units,
-            functools.partial(unit_statistics, spec=spec, nan_policy=nan_policy),
-            functools.partial(_merge_all, spec=spec),
-            split_every=split_every,
+    target = None
+    if losses is not None:
+        target = LossesTarget.plan(
+            losses,
+            spec,
+            shape.id_columns,
+            files=plan.files,
+            storage_options=losses_storage_options,
         )
-        (evaluation,) = dask.compute(lazy)
-    else:
+        _check_output_names(plan, target)
+    if session is not None:
         lazy = tree_reduce(
             plan.units,
             functools.partial(file_statistics, spec=spec, nan_policy=nan_policy),
             merge_file_statistics,
             split_every=split_every,
         )
-        (fresh,) = dask.compute(lazy)
-        evaluation, outcome = session.complete(fresh)
+    elif shape.active or target is not None:
+        lazy = tree_reduce(
+            plan.units,
+            functools.partial(
+                unit_results, spec=spec, nan_policy=nan_policy, shape=shape, losses=target
+            ),
+            functools.partial(_merge_results, spec=spec),
+            split_every=split_every,
+        )
+    else:
+        lazy = tree_reduce(
+            plan.units,
+            functools.partial(unit_statistics, spec=spec, nan_policy=nan_policy),
+            functools.partial(_merge_all, spec=spec),
+            split_every=split_every,
+        )
+    _LOG.debug("computing the statistics of %d %s units", len(plan.units), plan.kind)
+    started = time.perf_counter()
+    try:
+        (computed,) = dask.compute(lazy)
+    except BaseException:
+        if target is not None:
+            target.abort()
+        raise
+    outcome, shaped = None, None
+    if session is not None:
+        evaluation, outcome = session.complete(computed)
+    elif isinstance(computed, UnitResult):
+        evaluation, shaped = computed.stats, computed.shape
+    else:
+        evaluation = computed
     overall = evaluation.overall()
     _LOG.debug(
         "statistics of %d rows computed in %.3f s (%d slices)",
@@ -292,8 +442,16 @@ def evaluate(
         time.perf_counter() - started,
         len(evaluation.slices),
     )
-    _check_result(overall.predictions[0])
-    return EvaluationResult.of(evaluation, plan, outcome)
+    try:
+        _check_result(overall.predictions[0])
+    except BaseException:
+        if target is not None:
+            target.abort()
+        raise
+    written = None
+    if target is not None:
+        written = target.commit(computed.losses)
+    return replace(EvaluationResult.of(evaluation, plan, outcome, shaped), losses=written)
 
 
 def unit_statistics(unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy) -> EvaluationStats:
@@ -301,8 +459,86 @@ def unit_statistics(unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy) -> 
     return EvaluationStats.from_chunks(unit.chunks(), spec, nan_policy=nan_policy)
 
 
+@dataclass(frozen=True)
+class UnitResult:
+    """What one unit's task gives when more than the exact sums is gathered.
+
+    ``losses`` lists the per-row loss files written: ``(name, rows)``.
+    """
+
+    stats: EvaluationStats
+    shape: ShapeStats | None = None
+    losses: tuple[tuple[str, int], ...] = ()
+
+
+def unit_results(
+    unit: Unit,
+    spec: EvaluationSpec,
+    nan_policy: NanPolicy,
+    shape: ShapeSpec,
+    losses: LossesTarget | None = None,
+) -> UnitResult:
+    """One work unit's statistics, histograms and worst rows; its per-row losses written."""
+    gathered = ShapeAccumulator(spec, shape) if shape.active else None
+    writer = losses.writer(output_names(unit, losses)) if losses is not None else None
+
+    def observe(chunk: Chunk, codes: Any, keys: Any) -> None:
+        if gathered is not None:
+            gathered.add(chunk, codes, keys)
+        if writer is not None:
+            writer.add(chunk, spec)
+
+    try:
+        stats = EvaluationStats.from_chunks(
+            unit.chunks(), spec, nan_policy=nan_policy, observe=observe
+        )
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return UnitResult(
+        stats,
+        gathered.result() if gathered is not None else None,
+        tuple(writer.close()) if writer is not None else (),
+    )
+
+
+def output_names(unit: Unit, target: LossesTarget) -> dict[str, str]:
+    """The per-row loss file of each origin of a unit's rows (a file, piece or partition)."""
+    pieces = getattr(unit, "pieces", None)
+    if pieces is not None:
+        return {str(piece): target.output_name(piece.path, piece.row_groups) for piece in pieces}
+    label = getattr(unit, "label", None)
+    if label is not None:
+        return {label: f"part-{getattr(unit, 'index', 0):05d}.parquet"}
+    return {}
+
+
+def _check_output_names(plan: Plan, target: LossesTarget) -> None:
+    """Two inputs must not write the same loss file."""
+    seen: dict[str, str] = {}
+    for unit in plan.units:
+        for origin, name in output_names(unit, target).items():
+            if seen.setdefault(name, origin) != origin:
+                raise ConfigError(
+                    f"the per-row losses of {seen[name]} and of {origin} would both be written "
+                    f"to {name}; rename one of the input files"
+                )
+
+
 def _merge_all(parts: list[EvaluationStats], spec: EvaluationSpec) -> EvaluationStats:
     return EvaluationStats.merge_all(parts) if parts else EvaluationStats.empty(spec)
+
+
+def _merge_results(parts: list[UnitResult], spec: EvaluationSpec) -> UnitResult:
+    if not parts:
+        return UnitResult(EvaluationStats.empty(spec))
+    shapes = [part.shape for part in parts if part.shape is not None]
+    return UnitResult(
+        EvaluationStats.merge_all([part.stats for part in parts]),
+        ShapeStats.merge_all(shapes) if shapes else None,
+        tuple(written for part in parts for written in part.losses),
+    )
 
 
 def _check_result(stats: ErrorStats) -> None:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPARED_METRICS",
+    "INTERVAL_METRICS",
     "METRIC_NAMES",
     "Z95",
     "PairedStats",
@@ -58,6 +59,7 @@ __all__ = [
     "compare",
     "compute_metrics",
     "explained_fraction",
+    "intervals",
     "output_value",
     "round_value",
 ]
@@ -334,11 +336,9 @@ def compare(
     """
     unit = Fraction(_UNIT)
     weight = prediction.weight_sum / unit
-    squares = prediction.weight_squared
-    moments = None not in (squares, prediction.fourth_power, baseline.fourth_power)
-    spread = weight * weight - Fraction(squares) / unit if moments and weight else Fraction(0)
-    defined = moments and spread > 0
-    scale = Fraction(squares, 1) / unit / spread if defined else Fraction(0)  # 1 / (n_eff - 1)
+    found = _variance_scale(prediction) if baseline.fourth_power is not None else None
+    defined = found is not None
+    scale = found if found is not None else Fraction(0)  # 1 / (n_eff - 1)
     se_p, se_b = Fraction(prediction.squared_error) / unit, Fraction(baseline.squared_error) / unit
     ae_p, ae_b = Fraction(prediction.abs_error) / unit, Fraction(baseline.abs_error) / unit
     results = {}
@@ -376,17 +376,98 @@ def _interval(difference: Fraction | None, variance: Fraction | None) -> dict[st
 def _rounded_interval(
     difference: Expression, stderr: Expression, estimate: float
 ) -> dict[str, Any]:
-    low = round_expression(("sum", difference, ("times", -Fraction(Z95), stderr)))
-    high = round_expression(("sum", difference, ("times", Fraction(Z95), stderr)))
+    bounds = _bounds95(difference, stderr)
+    low, high = bounds["low"], bounds["high"]
     excludes = (low > 0 or high < 0) if not math.isnan(low) else False
     return {
         "difference": estimate,
-        "stderr": round_expression(stderr),
-        "low": low,
-        "high": high,
+        **bounds,
         "excludes_zero": excludes,
         "better": ("baseline" if low > 0 else "prediction") if excludes else None,
     }
+
+
+def _bounds95(centre: Expression, stderr: Expression) -> dict[str, float]:
+    """``stderr`` and the 95% interval ``centre ± Z95 * stderr``, each rounded once."""
+    return {
+        "stderr": round_expression(stderr),
+        "low": round_expression(("sum", centre, ("times", -Fraction(Z95), stderr))),
+        "high": round_expression(("sum", centre, ("times", Fraction(Z95), stderr))),
+    }
+
+
+def _variance_scale(stats: SufficientStats) -> Fraction | None:
+    """``1 / (n_eff - 1)`` with ``n_eff = W**2 / sum(w**2)``, the effective number of rows.
+
+    None without moments (``sum(w**2)``, ``sum(w * d**4)``) or for ``n_eff <= 1``.
+    """
+    if stats.weight_squared is None or stats.fourth_power is None or stats.weight_sum <= 0:
+        return None
+    unit = Fraction(_UNIT)
+    weight = stats.weight_sum / unit
+    squares = Fraction(stats.weight_squared) / unit
+    spread = weight * weight - squares
+    return squares / spread if spread > 0 else None
+
+
+# --- Uncertainty of each metric --------------------------------------------------------------
+
+#: The metrics :func:`intervals` gives a standard error and a 95% interval for.
+INTERVAL_METRICS: tuple[str, ...] = ("mse", "rmse", "mae", "bias")
+
+
+def intervals(stats: SufficientStats) -> dict[str, dict[str, float]]:
+    """Standard error and 95% interval of MSE, RMSE, MAE and bias, from exact moments.
+
+    For each metric of :data:`INTERVAL_METRICS`: ``stderr``, ``low`` and
+    ``high`` (``estimate ± Z95 * stderr``), each the correctly rounded
+    float64 of its exact value. The estimator is that of :func:`compare`
+    for one model: with ``W = sum(w)``, ``n_eff = W**2 / sum(w**2)`` and the
+    per-row loss ``l`` (``d**2`` for MSE, ``|d|`` for MAE, ``d`` for bias),
+    the mean ``m = sum(w l) / W`` has variance ``s**2 / (n_eff - 1)`` with
+    ``s**2 = sum(w l**2) / W - m**2`` (``sum(w d**4)`` for MSE, ``sum(w d**2)``
+    for MAE and bias). RMSE by the delta method: ``Var(sqrt(MSE)) =
+    Var(MSE) / (4 MSE)``. Intervals are not clipped at zero. Undefined values
+    (no moments summed, ``n_eff <= 1``, a zero MSE for RMSE) are NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskloss.roles import EvaluationSpec
+    >>> from daskloss.stats import EvaluationStats
+    >>> from daskloss.chunks import Chunk
+    >>> spec = EvaluationSpec.of("y", "p", moments=True)
+    >>> chunk = Chunk({"y": np.zeros(4), "p": np.array([1.0, -1.0, 3.0, -3.0])}, (("", 4),))
+    >>> found = intervals(EvaluationStats.from_chunks([chunk], spec).overall().predictions[0])
+    >>> found["bias"]["stderr"], found["mse"]["stderr"]
+    (1.2909944487358056, 2.309401076758503)
+    """
+    scale = _variance_scale(stats)
+    if scale is None:
+        return {name: _undefined_bounds() for name in INTERVAL_METRICS}
+    unit = Fraction(_UNIT)
+    weight = stats.weight_sum / unit
+    squares = Fraction(stats.squared_error) / unit / weight
+    fourth = Fraction(stats.fourth_power) / unit / weight  # type: ignore[arg-type]
+    mse = squares
+    mae = Fraction(stats.abs_error) / unit / weight
+    bias = Fraction(stats.signed_error) / unit / weight
+    mse_variance = (fourth - mse * mse) * scale
+    found = {
+        "mse": _bounds95(mse, ("sqrt", mse_variance)),
+        "mae": _bounds95(mae, ("sqrt", (squares - mae * mae) * scale)),
+        "bias": _bounds95(bias, ("sqrt", (squares - bias * bias) * scale)),
+        "rmse": (
+            _bounds95(("sqrt", mse), ("sqrt", mse_variance / (4 * mse)))
+            if mse > 0
+            else _undefined_bounds()
+        ),
+    }
+    return {name: found[name] for name in INTERVAL_METRICS}
+
+
+def _undefined_bounds() -> dict[str, float]:
+    return {"stderr": math.nan, "low": math.nan, "high": math.nan}
 
 
 def _undefined_interval() -> dict[str, Any]:

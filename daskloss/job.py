@@ -34,15 +34,19 @@ from daskloss.config import CacheSettings, Settings, parse_settings, redacted
 from daskloss.errors import ConfigError
 from daskloss.evaluate import EvaluationResult, evaluate
 from daskloss.gates import BaselineFile, check_gates, load_baselines
+from daskloss.html import render_html
+from daskloss.losses import check_losses_path
 from daskloss.policy import ReadRoots, redact_url
 from daskloss.progress import track_progress
-from daskloss.report import build_report, check_output_path, write_report
+from daskloss.report import build_report, check_output_path, write_document, write_report
 from daskloss.runs import RunInfo, inputs_section
 from daskloss.sources.plan import Plan
 
 __all__ = ["merge_statistics", "report_statistics", "run_job"]
 
 _LOG = logging.getLogger(__name__)
+#: ``evaluation.worst_k`` when the config leaves it unset (and no cache is used).
+DEFAULT_WORST_K = 10
 #: What Dask raises when the cluster fails under a computation: the scheduler
 #: connection is lost (futures cancelled), or workers keep dying on a task.
 _CLUSTER_FAILURES: tuple[type[BaseException], ...] = (
@@ -90,13 +94,22 @@ def run_job(
     roots = ReadRoots.from_environ()
     report_path = None if output.path is None else run.expand(output.path)
     stats_path = None if output.stats is None else run.expand(output.stats, "output.stats")
+    html_path = None if output.html is None else run.expand(output.html, "output.html")
+    losses_path = None if output.losses is None else run.expand(output.losses, "output.losses")
     if report_path is not None:
         check_output_path(report_path, settings.dataset.path)
     if stats_path is not None:
         check_output_path(stats_path, settings.dataset.path, what="statistics")
+    if html_path is not None:
+        check_output_path(html_path, settings.dataset.path, what="HTML report")
+    if losses_path is not None:
+        check_losses_path(losses_path, settings.dataset.path)
+        _check_outside_losses(losses_path, [report_path, stats_path, html_path])
     cache = _cache(settings.cache, roots)
     baselines = load_baselines(settings.gates, output.storage_options, roots)
     window = settings.dataset.window
+    evaluation = settings.evaluation
+    histogram, worst_k = shape_defaults(evaluation.histogram, evaluation.worst_k, cache=cache)
     started = datetime.now(UTC)
     clock = time.perf_counter()
     with (
@@ -118,6 +131,12 @@ def run_job(
                 read_roots=roots.roots if roots.roots else None,
                 window=None if window is None else (window["partition"], window["last"]),
                 cache=cache,
+                intervals=evaluation.intervals,
+                histogram=histogram,
+                worst_k=worst_k,
+                id_columns=evaluation.id_columns,
+                losses=losses_path,
+                losses_storage_options=output.storage_options,
             )
         except _CLUSTER_FAILURES as exc:
             raise ConnectionError(
@@ -138,7 +157,9 @@ def run_job(
         finished=datetime.now(UTC),
         duration=duration,
     )
-    report.update(_run_sections(result, settings, run, report_path, stats_path, baselines))
+    report.update(
+        _run_sections(result, settings, run, (report_path, stats_path, html_path), baselines)
+    )
     evaluated = [entry.path for entry in result.listing] or list(result.files)
     if stats_path is not None:
         _check_not_read(stats_path, evaluated)
@@ -149,6 +170,11 @@ def run_job(
         _check_not_read(report_path, evaluated)
         write_report(report, report_path, output.storage_options)
         _LOG.info("report written to %s", redact_url(report_path))
+    if html_path is not None:
+        _check_not_read(html_path, evaluated)
+        page = render_html(report)
+        write_document(page, html_path, output.storage_options, "HTML report", "output.html")
+        _LOG.info("HTML report written to %s", redact_url(html_path))
     return report
 
 
@@ -216,11 +242,39 @@ def report_statistics(
         finished=datetime.now(UTC),
         duration=time.perf_counter() - clock,
     )
-    report.update(_run_sections(result, settings, run, target, None, baselines))
+    report.update(_run_sections(result, settings, run, (target, None, None), baselines))
     report["outputs"]["statistics"] = redact_url(path)
     if target is not None:
         write_report(report, target)
     return report
+
+
+def shape_defaults(
+    histogram: bool | None, worst_k: int | None, *, cache: StatisticsCache | None
+) -> tuple[bool, int]:
+    """``evaluation.histogram`` and ``evaluation.worst_k``, their defaults filled in.
+
+    Both are on by default (a histogram, the 10 worst rows), and off by
+    default with a cache: a cache keeps each file's statistics, not its
+    residuals, so they would need every file read again (set explicitly, the
+    evaluation refuses them with a cache).
+    """
+    if histogram is None:
+        histogram = cache is None
+    if worst_k is None:
+        worst_k = DEFAULT_WORST_K if cache is None else 0
+    return histogram, worst_k
+
+
+def _check_outside_losses(losses: str, paths: Sequence[str | None]) -> None:
+    """The other outputs must not lie in the losses directory, which is replaced whole."""
+    root = losses.rstrip("/") + "/"
+    for path in paths:
+        if path is not None and (path + "/").startswith(root):
+            raise ConfigError(
+                f"output path {redact_url(path)} lies in the losses directory "
+                f"{redact_url(losses)}, which each run replaces whole; write it elsewhere"
+            )
 
 
 def _cache(settings: CacheSettings, roots: ReadRoots) -> StatisticsCache | None:
@@ -234,17 +288,19 @@ def _run_sections(
     result: EvaluationResult,
     settings: Settings,
     run: RunInfo,
-    report_path: str | None,
-    stats_path: str | None,
+    outputs: tuple[str | None, str | None, str | None],
     baselines: dict[str, BaselineFile],
 ) -> dict[str, Any]:
-    """The report's keys of a scheduled run: the run, its inputs and outputs, cache, gates."""
+    """The report's keys of a scheduled run: the run, its inputs and outputs, cache, gates.
+
+    ``outputs`` are the paths of the report, the statistics and the HTML page.
+    """
     sections: dict[str, Any] = {
         "run": run.to_json(),
         "inputs": inputs_section(result.listing, result.files),
         "outputs": {
-            "report": None if report_path is None else redact_url(report_path),
-            "statistics": None if stats_path is None else redact_url(stats_path),
+            name: None if path is None else redact_url(path)
+            for name, path in zip(("report", "statistics", "html"), outputs, strict=True)
         },
     }
     window = settings.dataset.window

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from daskloss.errors import SchemaError
 
-__all__ = ["SliceKeys", "check_key_type"]
+__all__ = ["SliceKeys", "check_id_type", "check_key_type"]
 
 Key = tuple[Any, ...]
 
@@ -45,6 +45,17 @@ def check_key_type(name: str, kind: pa.DataType, where: str) -> None:
         f"group_by column {name!r}{where} has type {kind}; slice keys must be strings, "
         "integers, booleans, dates or timestamps (round or cast the column first)"
     )
+
+
+def check_id_type(name: str, kind: pa.DataType, where: str) -> None:
+    """Refuse an id column whose values cannot be ordered (lists, structs, maps...)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_nested(kind):
+        raise SchemaError(
+            f"id column {name!r}{where} has type {kind}; id columns must hold plain values "
+            "(numbers, strings, dates, timestamps...): choose other evaluation.id_columns"
+        )
 
 
 class SliceKeys:

@@ -18,8 +18,20 @@ Report format, version 3 (a JSON object; keys in this order)::
     comparisons       with several predictions: [{prediction, baseline, metrics, slices}],
                       metrics {mse, mae, rmse} each {difference, stderr, low, high,
                       excludes_zero, better}; slices [{key, count, metrics}]
+    intervals         {mse, rmse, mae, bias} each {stderr, low, high} (95%) of the first
+                      prediction, or null without moments (evaluation.intervals = false)
+    quantiles         {abs_error: {"0.5", "0.9", "0.99", "0.999"}}: quantiles of |d| within
+                      1/257 relative, or null without the histogram
+    histogram         {mantissa_bits, quantile_relative_error, bins_per_binade, error,
+                      abs_error}: bins [{low, high, count, weight}] of d and of |d|, 4 per
+                      binade, exact counts; or null
+    se_share          {top, share, low, high}: the share of se of the rows of largest |d|
+                      holding the top 1% of the weight, within [low, high]; or null
+    worst             [{<id columns>..., y_true, y_pred, error (, weight)}]: the worst_k
+                      rows of largest |error| = |y_pred - y_true|, largest first; or null
+    losses            {path, files, rows, columns} of the per-row losses written, or null
     dataset           {path, format, files, partitions}
-    columns           {y_true, y_pred, weight, group_by}
+    columns           {y_true, y_pred, weight, group_by, id_columns}
     nan_policy        "error" or "skip"
     scheduler         "threads", "local-cluster" or the scheduler address
     started_at        UTC ISO-8601, e.g. "2025-01-31T12:00:00.000Z"
@@ -35,7 +47,7 @@ The job (:mod:`daskloss.job`) appends the keys of a scheduled run::
     inputs            {files, bytes, digest, read: {files, bytes, digest}[, window]}: the
                       files evaluated, the sha256 digest of their paths, sizes and
                       versions, and the same of those read (fewer with a cache)
-    outputs           {report, statistics}: where they were written (or null)
+    outputs           {report, statistics, html}: where they were written (or null)
     cache             with [cache]: {path, files_reused, bytes_reused, files_read,
                       bytes_read, entries_dropped, stored, error}
     gates             with [[gates]]: {passed, failed, results: [{name, metric, prediction,
@@ -52,6 +64,13 @@ Python's shortest round-trip ``repr``, so a reader parsing them as float64
 gets back exactly the computed values. A slice key's value is a string,
 number, boolean or null as the column holds it; a date or time is its
 ISO-8601 text. Version 2 had no slices, predictions or comparisons.
+
+With slices, each entry of ``slices`` (and ``other_slices``) also holds its
+``intervals`` and its ``worst`` rows; each entry of ``predictions`` holds that
+prediction's ``intervals``, ``quantiles``, ``histogram``, ``se_share`` and
+``worst``. These keys were added to version 3 without changing the meaning
+of any other key, so the version stays 3; a version 3 report written before
+them lacks them.
 
 Writes are atomic for a local path: the report is written to a temporary
 file in the destination directory (created then, with the mode the umask
@@ -82,20 +101,22 @@ import fsspec
 
 import daskloss
 from daskloss.config import Settings, redacted, settings_digest
+from daskloss.distribution import MANTISSA_BITS, QUANTILE_RELATIVE_ERROR, Histogram
 from daskloss.errors import ConfigError
 from daskloss.evaluate import EvaluationResult
-from daskloss.formulas import compare
+from daskloss.formulas import compare, intervals
 from daskloss.policy import file_kind, redact_text, redact_url
 from daskloss.roles import EvaluationSpec
 from daskloss.sources.files import would_list
 from daskloss.stats import EvaluationStats, SliceStats
-from daskloss.storage import replace_local, write_bytes
+from daskloss.storage import write_bytes
 
 __all__ = [
     "REPORT_VERSION",
     "build_report",
     "check_output_path",
     "render_json",
+    "write_document",
     "write_report",
 ]
 
@@ -125,6 +146,8 @@ def build_report(
         "skipped_rows": result.skipped_rows,
     }
     report.update(_breakdown(result, chosen, settings.evaluation.min_slice_count))
+    report.update(_shape(result, 0))
+    report["losses"] = result.losses
     report.update(
         {
             "dataset": {
@@ -138,6 +161,7 @@ def build_report(
                 "y_pred": _plain(settings.columns.y_pred),
                 "weight": settings.columns.weight,
                 "group_by": _plain(settings.evaluation.group_by),
+                "id_columns": _plain(settings.evaluation.id_columns),
             },
             "nan_policy": settings.evaluation.nan_policy,
             "scheduler": scheduler,
@@ -166,15 +190,26 @@ def _breakdown(
         return {}
     spec = evaluation.spec
     kept, other, folded = _fold(evaluation, min_count)
+    small_keys = [key for key in evaluation.rows if key not in dict(kept)]
     breakdown: dict[str, Any] = {}
     per_prediction = {}
     for index, name in enumerate(spec.y_pred):
         entry: dict[str, Any] = {"metrics": _metrics(result.overall.predictions[name], chosen)}
         if spec.group_by:
-            entry["slices"] = [_slice_entry(key, stats, spec, index, chosen) for key, stats in kept]
+            entry["slices"] = [
+                _slice_shape(
+                    _slice_entry(key, stats, spec, index, chosen), result, index, stats, [key]
+                )
+                for key, stats in kept
+            ]
             entry["other_slices"] = (
-                None if other is None else _other_entry(other, folded, index, chosen)
+                None
+                if other is None
+                else _slice_shape(
+                    _other_entry(other, folded, index, chosen), result, index, other, small_keys
+                )
             )
+        entry.update(_shape(result, index))
         per_prediction[name] = entry
     if spec.group_by:
         first = per_prediction[spec.y_pred[0]]
@@ -203,6 +238,50 @@ def _breakdown(
             for p, (j, base) in enumerate(spec.pairs)
         ]
     return breakdown
+
+
+def _shape(result: EvaluationResult, index: int) -> dict[str, Any]:
+    """A prediction's intervals, quantiles, histogram, share of SE and worst rows (or nulls)."""
+    spec = result.evaluation.spec if result.evaluation is not None else None
+    name = spec.y_pred[index] if spec is not None else None
+    histogram = result.histogram(name)
+    found = {
+        "intervals": result.overall.intervals.get(name) if result.overall is not None else None,
+        "quantiles": result.quantiles(name),
+        "histogram": None if histogram is None else _histogram_entry(histogram),
+        "se_share": result.se_share(name),
+        "worst": result.worst(name),
+    }
+    return {key: _json_value(value) for key, value in found.items()}
+
+
+#: Bins per binade of the report's histogram: 2**HISTOGRAM_BITS (the counts are exact).
+HISTOGRAM_BITS = 2
+
+
+def _histogram_entry(histogram: Histogram) -> dict[str, Any]:
+    return {
+        "mantissa_bits": MANTISSA_BITS,
+        "quantile_relative_error": float(QUANTILE_RELATIVE_ERROR),
+        "bins_per_binade": 2**HISTOGRAM_BITS,
+        "error": histogram.bins(HISTOGRAM_BITS, signed=True),
+        "abs_error": histogram.bins(HISTOGRAM_BITS, signed=False),
+    }
+
+
+def _slice_shape(
+    entry: dict[str, Any],
+    result: EvaluationResult,
+    index: int,
+    stats: SliceStats,
+    keys: Sequence[tuple[Any, ...]],
+) -> dict[str, Any]:
+    """A slice entry with its intervals and worst rows (of the slices ``keys`` together)."""
+    spec = result.evaluation.spec  # type: ignore[union-attr]
+    entry["intervals"] = _json_value(intervals(stats.predictions[index])) if spec.moments else None
+    worst = result.shape.predictions[index].worst if result.shape is not None else None
+    entry["worst"] = None if worst is None else _json_value(worst.rows_of(keys))
+    return entry
 
 
 def _fold(
@@ -257,6 +336,8 @@ def _json_value(value: Any) -> Any:
     """Numbers made JSON-safe (see :func:`_json_number`) throughout nested dicts."""
     if isinstance(value, Mapping):
         return {name: _json_value(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
     if isinstance(value, float):
         return _json_number(value)
     return value
@@ -352,6 +433,30 @@ def _check_protocol(url: str) -> None:
         raise ConfigError(f"cannot write the report to {redact_url(url)}: {exc}") from None
 
 
+def write_document(
+    text: str,
+    path: str,
+    storage_options: Mapping[str, Any] | None = None,
+    what: str = "report",
+    setting: str = "output.path",
+) -> None:
+    """Write ``text`` to a local path or fsspec URL atomically, as :func:`write_report` does.
+
+    Raises
+    ------
+    ConfigError
+        The document cannot be written there.
+    """
+    try:
+        write_bytes(path, text.encode("utf-8"), storage_options)
+    except Exception as exc:  # an object store's own errors too (botocore's, aiohttp's)
+        reason = redact_text(" ".join(f"{type(exc).__name__}: {exc}".split()))
+        raise ConfigError(
+            f"cannot write the {what} to {redact_url(path)}: {reason}; the evaluation finished "
+            f"but no {what} was written: fix {setting} and run the job again"
+        ) from exc
+
+
 def write_report(
     report: Mapping[str, Any], path: str, storage_options: Mapping[str, Any] | None = None
 ) -> None:
@@ -372,17 +477,4 @@ def write_report(
     >>> open(target).read()
     '{\\n  "report_version": 1\\n}\\n'
     """
-    text = render_json(report)
-    try:
-        write_bytes(path, text.encode("utf-8"), storage_options)
-    except Exception as exc:  # an object store's own errors too (botocore's, aiohttp's)
-        reason = redact_text(" ".join(f"{type(exc).__name__}: {exc}".split()))
-        raise ConfigError(
-            f"cannot write the report to {redact_url(path)}: {reason}; the evaluation finished "
-            "but no report was written: fix output.path and run the job again"
-        ) from exc
-
-
-def _replace_local(target: str, text: str) -> None:
-    """Write ``text`` to the local file ``target`` atomically (see :func:`replace_local`)."""
-    replace_local(target, text.encode("utf-8"))
+    write_document(render_json(report), path, storage_options)

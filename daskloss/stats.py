@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Any
@@ -397,15 +397,22 @@ class EvaluationStats:
 
     @classmethod
     def from_chunks(
-        cls, chunks: Iterable[Chunk], spec: EvaluationSpec, *, nan_policy: NanPolicy = "error"
+        cls,
+        chunks: Iterable[Chunk],
+        spec: EvaluationSpec,
+        *,
+        nan_policy: NanPolicy = "error",
+        observe: Observer | None = None,
     ) -> EvaluationStats:
         """The statistics of a stream of chunks (see :meth:`ErrorStats.from_chunks`).
 
         Each chunk must hold the spec's value columns and, among its keys, its
-        ``group_by`` columns.
+        ``group_by`` columns. ``observe(chunk, codes, keys)``, if given, sees
+        each chunk as it is summed, with its rows' slice codes of the
+        :class:`~daskloss.keys.SliceKeys` ``keys`` (None without slices).
         """
         policy = check_choice("nan_policy", nan_policy, NAN_POLICIES)
-        return _accumulate(chunks, spec, policy)
+        return _accumulate(chunks, spec, policy, observe)
 
     @functools.cached_property
     def slices(self) -> dict[tuple[Any, ...], SliceStats]:
@@ -601,7 +608,13 @@ def _describe(spec: EvaluationSpec) -> str:
     )
 
 
-def _accumulate(chunks: Iterable[Chunk], spec: EvaluationSpec, nan_policy: str) -> EvaluationStats:
+#: Sees each chunk as it is summed: ``observe(chunk, slice codes, slice keys)``.
+Observer = Callable[[Chunk, np.ndarray | None, SliceKeys | None], None]
+
+
+def _accumulate(
+    chunks: Iterable[Chunk], spec: EvaluationSpec, nan_policy: str, observe: Observer | None = None
+) -> EvaluationStats:
     """Sum chunks exactly per slice; raise for bad rows, naming where the first were.
 
     With slices, chunks are gathered up to ``GROUPED_ROWS`` rows before they
@@ -627,9 +640,14 @@ def _accumulate(chunks: Iterable[Chunk], spec: EvaluationSpec, nan_policy: str) 
     for chunk in chunks:
         arrays = _arrays(chunk, spec)
         if not spec.group_by:
+            if observe is not None:
+                observe(chunk, None, None)
             add(arrays, chunk.origins, None)
             continue
-        held.append((arrays, chunk.origins, keys.codes(chunk.keys)))
+        codes = keys.codes(chunk.keys)
+        if observe is not None:
+            observe(chunk, codes, keys)
+        held.append((arrays, chunk.origins, codes))
         held_rows += len(arrays[0])
         if held_rows >= GROUPED_ROWS:
             add(*_joined(held))

@@ -38,6 +38,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         f"{_count(dataset['partitions'], 'partition')})"
     ]
     lines += _metrics_block(report)
+    lines += _shape_block(report)
     if report.get("slices") is not None:
         lines += _slices_block(report)
     if report.get("comparisons"):
@@ -62,6 +63,36 @@ def _metrics_block(report: Mapping[str, Any]) -> list[str]:
     rows = [["", *names]] + [[m, *row] for m, row in zip(metric_names, cells, strict=True)]
     rows.append(["skipped rows", str(report["skipped_rows"]), *[""] * (len(names) - 1)])
     return _aligned(rows)
+
+
+def _shape_block(report: Mapping[str, Any]) -> list[str]:
+    """The first prediction's intervals, quantiles of |error|, share of SE and worst row."""
+    lines = []
+    bounds = report.get("intervals")
+    if bounds:
+        cells = [
+            f"{name} [{_short(found['low'])}, {_short(found['high'])}]"
+            for name, found in bounds.items()
+        ]
+        lines.append("  95% intervals: " + "; ".join(cells))
+    quantiles = (report.get("quantiles") or {}).get("abs_error")
+    if quantiles:
+        cells = [f"{float(level) * 100:g}% {_short(value)}" for level, value in quantiles.items()]
+        share = report.get("se_share") or {}
+        tail = ""
+        if share.get("share") is not None:
+            tail = f"; top {share['top'] * 100:g}% of rows: {share['share'] * 100:.1f}% of se"
+        lines.append("  |error| quantiles: " + ", ".join(cells) + tail)
+    worst = report.get("worst")
+    if worst:
+        ids = report.get("columns", {}).get("id_columns") or []
+        shown = ", ".join(f"{name}={worst[0][name]}" for name in ids if name in worst[0])
+        lines.append(
+            f"  worst row: error {_short(worst[0]['error'])}"
+            + (f" ({shown})" if shown else "")
+            + f"; {len(worst)} in the report"
+        )
+    return lines
 
 
 def _slices_block(report: Mapping[str, Any]) -> list[str]:

@@ -167,3 +167,48 @@ def reference_comparison(y_true, a, b, weight=None) -> dict[str, dict[str, float
     variance = dec(var_a / (4 * m_a) + var_b / (4 * m_b)) - dec(cov) / (2 * root_a * root_b)
     result["rmse"] = entry(root_a - root_b, variance)
     return result
+
+
+def reference_intervals(y_true, y_pred, weight=None) -> dict[str, dict[str, float]]:
+    """Standard errors and 95% intervals of MSE, RMSE, MAE and bias, as the README states them.
+
+    Independent of daskloss: Fractions for every sum, :mod:`decimal` at 120 digits
+    for square roots, rounded once. The variance of a weighted mean of per-row
+    losses is their weighted variance over ``n_eff - 1``, ``n_eff = W**2 / sum(w**2)``;
+    RMSE by the delta method, ``Var(MSE) / (4 MSE)``.
+    """
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 120
+    y = np.asarray(y_true, dtype=np.float64)
+    d = [Fraction(v) for v in (np.asarray(y_pred, dtype=np.float64) - y).tolist()]
+    w = [Fraction(v) for v in (np.ones_like(y) if weight is None else np.asarray(weight)).tolist()]
+    total = sum(w, Fraction(0))
+    squares = sum((x * x for x in w), Fraction(0))
+    n_minus_1 = (total * total - squares) / squares
+
+    def mean(values):
+        return sum((x * v for x, v in zip(w, values, strict=True)), Fraction(0)) / total
+
+    def dec(q: Fraction) -> Decimal:
+        return Decimal(q.numerator) / Decimal(q.denominator)
+
+    def entry(centre: Decimal, variance: Fraction) -> dict[str, float]:
+        stderr = dec(variance).sqrt()
+        z = Decimal(Z95)
+        return {
+            "stderr": decimal_float(stderr),
+            "low": decimal_float(centre - z * stderr),
+            "high": decimal_float(centre + z * stderr),
+        }
+
+    mse = mean([x * x for x in d])
+    mae = mean([abs(x) for x in d])
+    bias = mean(d)
+    mse_variance = (mean([x**4 for x in d]) - mse * mse) / n_minus_1
+    return {
+        "mse": entry(dec(mse), mse_variance),
+        "rmse": entry(dec(mse).sqrt(), mse_variance / (4 * mse)),
+        "mae": entry(dec(mae), (mse - mae * mae) / n_minus_1),
+        "bias": entry(dec(bias), (mse - bias * bias) / n_minus_1),
+    }

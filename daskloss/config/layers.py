@@ -6,8 +6,8 @@ A later layer overrides an earlier one key by key:
 2. the config file (TOML);
 3. the environment: ``DASKLOSS_SCHEDULER``, else ``DASK_SCHEDULER_ADDRESS``,
    sets ``cluster.address`` (an empty variable counts as unset);
-4. the command line: ``--set key=value`` in order, then ``--scheduler`` and
-   ``--output``.
+4. the command line: ``--set key=value`` in order, then ``--scheduler``,
+   ``--output`` and ``--html``.
 
 Every error names the key and where its value came from.
 """
@@ -41,6 +41,7 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     scheduler: str | None = None,
     output: str | None = None,
+    html: str | None = None,
 ) -> Settings:
     """Read, layer and validate a job config (see the module docstring).
 
@@ -53,8 +54,9 @@ def load_settings(
         TOML (``3``, ``true``, ``["mse"]``) or else taken as strings.
     environ : mapping, optional
         The environment (``os.environ`` when omitted).
-    scheduler, output : str, optional
-        ``--scheduler`` and ``--output``: ``cluster.address`` and ``output.path``.
+    scheduler, output, html : str, optional
+        ``--scheduler``, ``--output`` and ``--html``: ``cluster.address``,
+        ``output.path`` and ``output.html``.
 
     Raises
     ------
@@ -81,6 +83,8 @@ def load_settings(
         _assign(data, "cluster.address", scheduler, origins, "from --scheduler")
     if output is not None:
         _assign(data, "output.path", output, origins, "from --output")
+    if html is not None:
+        _assign(data, "output.html", html, origins, "from --html")
     return parse_settings(data, source=source, origins=origins)
 
 

@@ -1,6 +1,6 @@
 """The job config's schema: typed frozen dataclasses, each value checked.
 
-A job config is a TOML file with five tables (only ``[dataset]`` and
+A job config is a TOML file with these tables (only ``[dataset]`` and
 ``[columns]`` are required)::
 
     [dataset]
@@ -20,6 +20,11 @@ A job config is a TOML file with five tables (only ``[dataset]`` and
     group_by = ["segment"]      # slice key columns (or hive directories); omitted = none
     min_slice_count = 100       # smaller slices are folded into one "other" entry
     baseline = "y_pred_old"     # the prediction the others are compared with (default: first)
+    intervals = true            # standard errors and 95% intervals of mse, rmse, mae, bias
+    histogram = true            # residual histogram: quantiles of |d|, share of SE of the top 1%
+    worst_k = 10                # the rows of largest |d| listed, overall and per slice (0: none)
+                                # (histogram, worst_k: on by default; off by default with [cache])
+    id_columns = ["id"]         # columns shown with each worst row (and in the per-row losses)
 
     [output]
     path = "report.json"        # local path or fsspec URL; omitted = no report file
@@ -27,6 +32,8 @@ A job config is a TOML file with five tables (only ``[dataset]`` and
     storage_options = {}        # fsspec options for a URL path
     table_slices = 20           # slices the terminal table shows: the worst by table_metric
     table_metric = "mse"
+    html = "report.html"        # a self-contained HTML page of the report; omitted = none
+    losses = "losses/"          # a directory for the per-row losses (Parquet); omitted = none
 
     [cluster]
     address = ""                # "" = embedded default; else e.g. "tcp://host:8786"
@@ -65,9 +72,10 @@ counts as unset, so ``--set columns.weight=`` removes a weight column. TOML
 has no tags or code of any kind, so a config can only ever hold data.
 
 Relative local paths (``dataset.path``, ``output.path``, ``output.stats``,
-``cache.path``, a gate's ``baseline_file``) are resolved against the current
-working directory and stored absolute, so that workers with another working
-directory read the same files. URLs are kept as given.
+``output.html``, ``output.losses``, ``cache.path``, a gate's
+``baseline_file``) are resolved against the current working directory and
+stored absolute, so that workers with another working directory read the same
+files. URLs are kept as given.
 """
 
 from __future__ import annotations
@@ -225,6 +233,18 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("expected true or false")
+    return value
+
+
+def _column_list(value: Any) -> tuple[str, ...]:
+    """A column name or a list of distinct ones, as a tuple."""
+    found = _columns(value)
+    return (found,) if isinstance(found, str) else found
+
+
 def _split_every(value: Any) -> int | bool:
     if value is not False and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
         raise _Invalid("expected an integer >= 2 (the merge tree's fan-in), or false for one merge")
@@ -335,6 +355,10 @@ class EvaluationSettings:
     group_by: str | tuple[str, ...] | None = _setting(_columns, default=None)
     min_slice_count: int | None = _setting(_integer(1), default=None)
     baseline: str | None = _setting(_text, default=None)
+    intervals: bool = _setting(_boolean, default=True)
+    histogram: bool | None = _setting(_boolean, default=None)
+    worst_k: int | None = _setting(_integer(0), default=None)
+    id_columns: tuple[str, ...] | None = _setting(_column_list, default=None)
 
 
 @dataclass(frozen=True)
@@ -347,6 +371,8 @@ class OutputSettings:
     table_slices: int = _setting(_integer(0), default=20)
     table_metric: str = _setting(_table_metric, default="mse")
     stats: str | None = _setting(_output_path, default=None)
+    html: str | None = _setting(_output_path, default=None)
+    losses: str | None = _setting(_output_path, default=None)
 
 
 #: Upper bound of ``cluster.n_workers`` and ``cluster.threads_per_worker``: a
@@ -633,6 +659,8 @@ def _resolve_paths(settings: Settings) -> Settings:
         settings.output,
         path=_maybe_absolute(settings.output.path),
         stats=_maybe_absolute(settings.output.stats),
+        html=_maybe_absolute(settings.output.html),
+        losses=_maybe_absolute(settings.output.losses),
     )
     cache = replace(settings.cache, path=_maybe_absolute(settings.cache.path))
     gates = tuple(
@@ -680,8 +708,9 @@ def redacted(settings: Settings) -> dict[str, Any]:
         data[section]["storage_options"] = hide_secrets(data[section]["storage_options"])
         if data[section]["path"] is not None:
             data[section]["path"] = redact_url(data[section]["path"])
-    if data["output"]["stats"] is not None:
-        data["output"]["stats"] = redact_url(data["output"]["stats"])
+    for key in ("stats", "html", "losses"):
+        if data["output"][key] is not None:
+            data["output"][key] = redact_url(data["output"][key])
     for gate in data["gates"]:
         if gate["baseline_file"] is not None:
             gate["baseline_file"] = redact_url(gate["baseline_file"])

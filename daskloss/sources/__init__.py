@@ -40,9 +40,11 @@ def plan_source(
     read_roots: ReadRoots | None = None,
     window: PartitionWindow | None = None,
     known: Known | None = None,
+    ids: Sequence[str] = (),
 ) -> Plan:
     """Cut ``source`` into work units that read the numeric ``columns`` and the slice ``keys``.
 
+    ``ids`` are id columns read too (any plain type), for the worst rows.
     ``format``, ``storage_options``, ``read_roots``, ``window`` and ``known``
     apply to files (see :func:`daskloss.sources.files.plan_files`).
 
@@ -54,9 +56,9 @@ def plan_source(
     if window is not None and not (_is_path(source) or isinstance(source, (list, tuple))):
         raise ConfigError("a partition window selects files; the source is not files")
     if isinstance(source, dd.DataFrame):
-        return plan_dask(source, columns, keys)
+        return plan_dask(source, columns, keys, ids)
     if isinstance(source, pd.DataFrame):
-        return plan_pandas(source, columns, keys)
+        return plan_pandas(source, columns, keys, ids)
     if _is_path(source) or (
         isinstance(source, (list, tuple)) and source and all(map(_is_path, source))
     ):
@@ -69,6 +71,7 @@ def plan_source(
             read_roots=read_roots,
             window=window,
             known=known,
+            ids=ids,
         )
     raise ConfigError(
         "source must be a path, glob or URL of Parquet/CSV files (or a list of them), a Dask "

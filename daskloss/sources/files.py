@@ -102,6 +102,7 @@ def plan_files(
     read_roots: ReadRoots | None = None,
     window: PartitionWindow | None = None,
     known: Known | None = None,
+    ids: Sequence[str] = (),
 ) -> Plan:
     """List and check the files at ``path``, to read only ``columns`` from them.
 
@@ -129,6 +130,8 @@ def plan_files(
         statistics are known already (kept from an earlier run); they get no
         unit. ``reading`` is a text that changes whenever the statistics of an
         unchanged file could (format, columns and their types, keys).
+    ids : sequence of str
+        Id columns of the files read too (any plain type), for the worst rows.
 
     Raises
     ------
@@ -165,6 +168,7 @@ def plan_files(
         reader,
         keys=tuple(key for key in keys if key in in_files),
         partition_keys=tuple((name, kind) for name, (kind, _) in partitions.items()),
+        ids=tuple(ids),
     )
     schema = reader.schema(names[0])
     reader = replace(reader, types=tuple(schema.types))

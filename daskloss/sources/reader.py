@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from daskloss.chunks import Chunk
 from daskloss.columns import chunks_of_columns
 from daskloss.errors import DasklossError, DataError, ReadError, SchemaError
-from daskloss.keys import check_key_type
+from daskloss.keys import check_id_type, check_key_type
 from daskloss.names import FileFormat
 from daskloss.policy import ReadRoots, redact_text
 
@@ -87,8 +87,9 @@ class Piece:
 class FileReader:
     """Reads and checks the needed columns of a dataset's files. Picklable.
 
-    ``columns`` are the numeric columns to read and ``keys`` the slice key
-    columns the files hold; ``partition_keys`` are ``(name, type)`` of the
+    ``columns`` are the numeric columns to read, ``keys`` the slice key
+    columns the files hold and ``ids`` the id columns shown with the worst
+    rows (any plain type); ``partition_keys`` are ``(name, type)`` of the
     slice keys that directory names give (see :class:`Piece`). ``types`` are
     the types of the columns and keys in the dataset's first file (None while
     that file is being opened); ``format_given`` says whether the user named the format, so that
@@ -104,11 +105,17 @@ class FileReader:
     roots: ReadRoots = field(default_factory=ReadRoots)
     keys: tuple[str, ...] = ()
     partition_keys: tuple[tuple[str, pa.DataType], ...] = ()
+    ids: tuple[str, ...] = ()
 
     @property
     def read_columns(self) -> tuple[str, ...]:
-        """Every column read from the files: the numeric ones, then the keys."""
-        return self.columns + self.keys
+        """Every column read from the files: the numeric ones, the keys, then the other ids."""
+        return self.columns + self.keys + self.extra_ids
+
+    @property
+    def extra_ids(self) -> tuple[str, ...]:
+        """The id columns that are neither numeric columns read nor keys."""
+        return tuple(name for name in self.ids if name not in self.columns + self.keys)
 
     @functools.cached_property
     def local(self) -> bool:
@@ -127,7 +134,7 @@ class FileReader:
             self._check_csv_header(path)
             return pa.schema(
                 [(name, pa.float64()) for name in self.columns]
-                + [(name, pa.string()) for name in self.keys]
+                + [(name, pa.string()) for name in self.keys + self.extra_ids]
             )
         with self._open(path) as handle:
             return self._checked_schema(self._parquet(handle, path), path)
@@ -267,7 +274,7 @@ class FileReader:
         options = pacsv.ConvertOptions(
             include_columns=list(self.read_columns),
             column_types={name: pa.float64() for name in self.columns}
-            | {name: pa.string() for name in self.keys},
+            | {name: pa.string() for name in self.keys + self.extra_ids},
             strings_can_be_null=True,  # an empty key field is a null key, as for numbers
         )
         with self._open(path) as raw, _decompressed(raw, path) as handle:
@@ -307,7 +314,7 @@ class FileReader:
             raise SchemaError(
                 f"column(s) {missing} not found in {path}; its columns are: {sorted(set(names))}; "
                 "set the right names (config keys columns.y_true, columns.y_pred, columns.weight, "
-                "evaluation.group_by)"
+                "evaluation.group_by, evaluation.id_columns)"
             )
         repeated = sorted({name for name in self.read_columns if names.count(name) > 1})
         if repeated:
@@ -321,6 +328,8 @@ class FileReader:
             found = schema.field(name).type
             if name in self.keys:
                 check_key_type(name, found, f" in {path}")
+            elif name in self.extra_ids:
+                check_id_type(name, found, f" in {path}")
             elif not (pa.types.is_floating(found) or pa.types.is_integer(found)):
                 raise SchemaError(
                     f"column {name!r} in {path} has type {found}, expected a number "
@@ -505,11 +514,13 @@ def _chunks_of(
     keys = {name: data.column(name) for name in reader.keys}
     for name, kind in reader.partition_keys:
         keys[name] = _partition_column(name, kind, origins)
+    ids = {name: data.column(name) for name in reader.ids}
     yield from chunks_of_columns(
         values,
         [(str(piece), rows) for piece, rows in origins],
         where=f" in {where}" if where else "",
         keys=keys,
+        ids=ids,
     )
 
 

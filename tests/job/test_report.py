@@ -41,6 +41,12 @@ TOP_KEYS = [
     "count",
     "weight_sum",
     "skipped_rows",
+    "intervals",
+    "quantiles",
+    "histogram",
+    "se_share",
+    "worst",
+    "losses",
     "dataset",
     "columns",
     "nan_policy",
@@ -69,7 +75,7 @@ def _report(dataset_path, **sections):
 
 
 def test_report_keys_in_order(sample):
-    """Version 1 has these top-level keys, in this order."""
+    """The report has these top-level keys, in this order (null where not computed)."""
     assert list(_report(sample)) == TOP_KEYS
 
 
@@ -89,6 +95,7 @@ def test_report_describes_the_run(sample):
         "y_pred": "y_pred",
         "weight": "weight",
         "group_by": None,
+        "id_columns": None,
     }
     assert set(report["versions"]) == {"daskloss", "dask", "distributed", "python"}
 
