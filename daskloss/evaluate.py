@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dask
+import dask.local
+import dask.threaded
 
 from daskloss.errors import DataError, EmptyDatasetError
 from daskloss.names import FILE_FORMATS, NAN_POLICIES, FileFormat, NanPolicy, check_choice
@@ -26,6 +28,7 @@ from daskloss.reduce import check_split_every, tree_reduce
 from daskloss.roles import Roles
 from daskloss.sources import Plan, Source, SourceKind, Unit, plan_source
 from daskloss.stats import ErrorStats
+from daskloss.warmup import warm_in_background
 
 __all__ = ["EvaluationResult", "evaluate"]
 
@@ -127,6 +130,8 @@ def evaluate(
         check_choice("format", format, FILE_FORMATS)
     check_split_every(split_every)
     roots = ReadRoots.listing(read_roots) if read_roots is not None else None
+    if _tasks_run_here():  # compile the kernel while the files are listed and planned
+        warm_in_background(weighted=roles.weight is not None)
     plan = plan_source(
         source, roles.columns, format=format, storage_options=storage_options, read_roots=roots
     )
@@ -135,6 +140,7 @@ def evaluate(
         functools.partial(unit_statistics, roles=roles, nan_policy=nan_policy),
         ErrorStats.merge_all,
         split_every=split_every,
+        traverse=plan.kind == "dask",  # only a Dask DataFrame's units hold collections
     )
     _LOG.debug("computing the statistics of %d %s units", len(plan.units), plan.kind)
     started = time.perf_counter()
@@ -144,6 +150,12 @@ def evaluate(
     )
     _check_result(stats)
     return _result(stats, plan)
+
+
+def _tasks_run_here() -> bool:
+    """Whether the active Dask scheduler runs tasks in this process (threads, or sync)."""
+    scheduler = dask.base.get_scheduler()
+    return scheduler is None or scheduler in (dask.threaded.get, dask.local.get_sync)
 
 
 def unit_statistics(unit: Unit, roles: Roles, nan_policy: NanPolicy) -> ErrorStats:

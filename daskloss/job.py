@@ -26,6 +26,7 @@ from daskloss.evaluate import evaluate
 from daskloss.policy import ReadRoots, redact_url
 from daskloss.progress import track_progress
 from daskloss.report import build_report, check_output_path, write_report
+from daskloss.warmup import warm_workers
 
 __all__ = ["run_job"]
 
@@ -71,13 +72,17 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
     roots = ReadRoots.from_environ()
     if output.path is not None:
         check_output_path(output.path, settings.dataset.path)
+    weighted = settings.columns.weight is not None
     started = datetime.now(UTC)
     clock = time.perf_counter()
     with (
         connect(settings.cluster) as connection,
         track_progress(connection, interactive=interactive),
     ):
+        warming: list[Any] = []
         try:
+            if connection.client is not None:  # workers compile while the files are planned
+                warming = warm_workers(connection.client, weighted)
             result = evaluate(
                 settings.dataset.path,
                 settings.columns.y_true,
@@ -96,6 +101,9 @@ def run_job(settings: Settings, *, interactive: bool = False) -> dict[str, Any]:
                 "dead worker are retried on others (distributed.scheduler.allowed-failures); "
                 "re-run the job once the cluster is healthy"
             ) from exc
+        finally:
+            for future in warming:
+                future.release()
     duration = time.perf_counter() - clock
     _LOG.info(
         "evaluated %d rows in %.2f s on %s", result.stats.count, duration, connection.scheduler
