@@ -130,10 +130,16 @@ def evaluate(
         check_choice("format", format, FILE_FORMATS)
     check_split_every(split_every)
     roots = ReadRoots.listing(read_roots) if read_roots is not None else None
-    if _tasks_run_here():  # compile the kernel while the files are listed and planned
+    here = _tasks_run_here()
+    if here:  # compile the kernel while the files are listed and planned
         warm_in_background(weighted=roles.weight is not None)
     plan = plan_source(
-        source, roles.columns, format=format, storage_options=storage_options, read_roots=roots
+        source,
+        roles.columns,
+        format=format,
+        storage_options=storage_options,
+        read_roots=roots,
+        threads=None if here else _cluster_threads(),
     )
     lazy = tree_reduce(
         plan.units,
@@ -156,6 +162,16 @@ def _tasks_run_here() -> bool:
     """Whether the active Dask scheduler runs tasks in this process (threads, or sync)."""
     scheduler = dask.base.get_scheduler()
     return scheduler is None or scheduler in (dask.threaded.get, dask.local.get_sync)
+
+
+def _cluster_threads() -> int | None:
+    """The worker threads of the default distributed Client's cluster, if there is one."""
+    try:
+        from distributed import default_client
+
+        return sum(default_client().nthreads().values())
+    except (ImportError, ValueError):  # no distributed, or no Client
+        return None
 
 
 def unit_statistics(unit: Unit, roles: Roles, nan_policy: NanPolicy) -> ErrorStats:

@@ -15,6 +15,9 @@ user's cache directory. A later process that finds the cache loads it in about
   overlaps listing and planning the files.
 * The job asks each worker of a cluster to compile as soon as it connects
   (:func:`warm_workers`), overlapping its own planning.
+* A worker started with ``dask worker --preload daskloss.warmup`` imports
+  daskloss and readies both kernels before it connects (:func:`dask_setup`),
+  so its first task waits for neither the imports (about 0.7 s) nor the kernel.
 
 The kernel is reached through :func:`daskloss._kernel.accumulate` only, on a
 few rows, so this keeps working whatever the kernel's internals become. The
@@ -33,7 +36,7 @@ import numpy as np
 
 from daskloss._kernel import accumulate
 
-__all__ = ["kernel_kinds", "warm_in_background", "warm_kernel", "warm_workers"]
+__all__ = ["dask_setup", "kernel_kinds", "warm_in_background", "warm_kernel", "warm_workers"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -120,6 +123,19 @@ def warm_workers(client: Any, weighted: bool | None) -> list[Any]:
         )
         for index, worker in enumerate(workers)
     ]
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook: a worker readies both kernels before it takes any work.
+
+    Used as ``dask worker --preload daskloss.warmup`` (or the config key
+    ``distributed.worker.preload``). The worker connects once the kernels are
+    loaded from numba's cache (about 0.2 s) or, on a cold cache, compiled
+    (about 10 s, once): never while it runs tasks, whose threads would then
+    wait for the compile and the worker's own threads for the interpreter.
+    """
+    seconds = warm_kernel()
+    _LOG.info("kernels ready in %s", ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()))
 
 
 def _warm_quietly(weighted: bool) -> None:

@@ -37,11 +37,12 @@ def plan_source(
     format: FileFormat | None = None,
     storage_options: Mapping[str, Any] | None = None,
     read_roots: ReadRoots | None = None,
+    threads: int | None = None,
 ) -> Plan:
     """Cut ``source`` into work units that read ``columns``.
 
-    ``format``, ``storage_options`` and ``read_roots`` apply to files (see
-    :func:`daskloss.sources.files.plan_files`).
+    ``format``, ``storage_options``, ``read_roots`` and ``threads`` apply to
+    files (see :func:`daskloss.sources.files.plan_files`).
 
     Raises
     ------
@@ -61,6 +62,7 @@ def plan_source(
             format=format,
             storage_options=storage_options,
             read_roots=read_roots,
+            threads=threads,
         )
     raise ConfigError(
         "source must be a path, glob or URL of Parquet/CSV files (or a list of them), a Dask "

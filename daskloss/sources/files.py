@@ -8,8 +8,15 @@ footers of large Parquet files, and cuts the files into *pieces*: a whole
 file, or for a large Parquet file a run of its row groups (about
 ``PIECE_BYTES`` of decoded columns). Consecutive small files are grouped into
 one unit of up to ``BATCH_BYTES`` on storage (no footer of a small file is
-read here: the unit sizes its reads by their decoded size where it runs);
-every other piece is a unit of its own. Only regular files are data: a
+read here: the unit sizes its reads by their decoded size where it runs),
+keeping at least ``MIN_BATCHES`` units, and on a cluster ``UNITS_PER_THREAD``
+per worker thread; every other piece is a unit of its own.
+
+Why those sizes: each task costs about 0.1 ms on the threaded scheduler and
+1-2 ms on a distributed one, on top of its work; a unit of 37 MB of files
+takes about 0.1 s of a thread. Measured on 100M rows in 64 files, two worker
+processes took 1.16x the threads' time with 64 units of one file each, and
+1.03x with 19 units of three or four files (threads: 0.97x). Only regular files are data: a
 directory listing skips anything else, and a FIFO, device or socket named
 by the path or matched by its glob is refused. Nothing else is read here:
 the units read their rows where they run (:mod:`daskloss.sources.reader`),
@@ -33,7 +40,14 @@ from daskloss.policy import ReadRoots, redact_text
 from daskloss.sources.plan import Plan
 from daskloss.sources.reader import FileReader, FileUnit, Piece, is_local
 
-__all__ = ["BATCH_BYTES", "MIN_BATCHES", "PIECE_BYTES", "plan_files", "would_list"]
+__all__ = [
+    "BATCH_BYTES",
+    "MIN_BATCHES",
+    "PIECE_BYTES",
+    "UNITS_PER_THREAD",
+    "plan_files",
+    "would_list",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -41,9 +55,12 @@ _LOG = logging.getLogger(__name__)
 PIECE_BYTES = 256 * 2**20
 #: Small files are read together, in units of up to this many bytes on storage,
 #: so that ten thousand tiny files do not cost ten thousand tasks.
-BATCH_BYTES = 32 * 2**20
-#: ...but never in fewer units than this (or than there are files), to keep workers busy.
-MIN_BATCHES = 64
+BATCH_BYTES = 128 * 2**20
+#: ...but never in fewer units than this (or than there are files), to keep every
+#: core busy however the rows fall: four units per core of this machine, 16 at least.
+MIN_BATCHES = max(16, 4 * (os.cpu_count() or 1))
+#: On a cluster (``threads`` given), at least this many units per worker thread.
+UNITS_PER_THREAD = 4
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz")
 
 
@@ -54,6 +71,7 @@ def plan_files(
     format: FileFormat | None = None,
     storage_options: Mapping[str, Any] | None = None,
     read_roots: ReadRoots | None = None,
+    threads: int | None = None,
 ) -> Plan:
     """List and check the files at ``path``, to read only ``columns`` from them.
 
@@ -71,6 +89,9 @@ def plan_files(
     read_roots : ReadRoots, optional
         Where the job may read: the path and every listed file are checked
         before any file is opened, and each file again where it is read.
+    threads : int, optional
+        The worker threads of the cluster that will read the files: small
+        files then make at least ``UNITS_PER_THREAD`` units per thread.
 
     Raises
     ------
@@ -103,7 +124,8 @@ def plan_files(
     schema = reader.schema(names[0])
     reader = FileReader(fs, tuple(columns), chosen, tuple(schema.types), format is not None, roots)
     sized = [(piece, size) for name, size in files for piece in _pieces(reader, name, size)]
-    units = tuple(FileUnit(reader, batch) for batch in _batches(sized))
+    fewest = max(MIN_BATCHES, UNITS_PER_THREAD * (threads or 0))
+    units = tuple(FileUnit(reader, batch) for batch in _batches(sized, fewest))
     _LOG.debug(
         "%s files: %d pieces in %d units, columns %s with types %s",
         chosen,
@@ -155,10 +177,10 @@ def _inferred_format(names: Sequence[str], path: Any) -> FileFormat:
     )
 
 
-def _batches(sized: list[tuple[Piece, int]]) -> list[tuple[Piece, ...]]:
-    """Consecutive small whole files grouped up to a size that keeps enough units."""
+def _batches(sized: list[tuple[Piece, int]], fewest: int) -> list[tuple[Piece, ...]]:
+    """Consecutive small whole files grouped up to a size that keeps ``fewest`` units."""
     total = sum(size for _, size in sized)
-    target = min(BATCH_BYTES, total // MIN_BATCHES)
+    target = min(BATCH_BYTES, total // fewest)
     batches: list[tuple[Piece, ...]] = []
     current: list[Piece] = []
     current_bytes = 0

@@ -76,6 +76,13 @@ def test_warmup_command_exits_0(capsys):
     assert run_cli(["warmup", "--kind", "weighted"], capsys).code == 0
 
 
+def test_preload_hook_readies_both_kernels():
+    """`dask worker --preload daskloss.warmup` calls dask_setup, which warms both kinds."""
+    warmup.dask_setup(None)
+    assert warmup._warm == {False, True}
+
+
+@pytest.mark.cluster
 def test_warm_workers_asks_every_worker(scheduler_address):
     """One warm-up task on each worker of the cluster, each readying the kernel asked for."""
     with Client(scheduler_address, set_as_default=False) as client:
