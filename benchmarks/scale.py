@@ -164,11 +164,11 @@ def model(
     small files); ``cpu_ns_per_row`` is daskloss's CPU per row on them.
     """
     from daskloss.reduce import DEFAULT_SPLIT_EVERY
-    from daskloss.sources.files import BATCH_BYTES, MIN_BATCHES, UNITS_PER_THREAD
+    from daskloss.sources.files import BATCH_BYTES, fewest_units
 
     threads = MODEL_WORKERS * MODEL_THREADS
-    total = MODEL_FILES * file_bytes
-    target = min(BATCH_BYTES, total // max(MIN_BATCHES, UNITS_PER_THREAD * threads))
+    total = int(MODEL_FILES * file_bytes)
+    target = min(BATCH_BYTES, total // fewest_units(total, threads))
     files_per_unit = max(1, int(target // file_bytes))
     units = math.ceil(MODEL_FILES / files_per_unit)
     levels = _merge_levels(units, DEFAULT_SPLIT_EVERY)

@@ -7,16 +7,15 @@ reads the first file's schema (a Parquet footer or a CSV header) and the
 footers of large Parquet files, and cuts the files into *pieces*: a whole
 file, or for a large Parquet file a run of its row groups (about
 ``PIECE_BYTES`` of decoded columns). Consecutive small files are grouped into
-one unit of up to ``BATCH_BYTES`` on storage (no footer of a small file is
-read here: the unit sizes its reads by their decoded size where it runs),
-keeping at least ``MIN_BATCHES`` units, and on a cluster ``UNITS_PER_THREAD``
-per worker thread; every other piece is a unit of its own.
-
-Why those sizes: each task costs about 0.1 ms on the threaded scheduler and
-1-2 ms on a distributed one, on top of its work; a unit of 37 MB of files
-takes about 0.1 s of a thread. Measured on 100M rows in 64 files, two worker
-processes took 1.16x the threads' time with 64 units of one file each, and
-1.03x with 19 units of three or four files (threads: 0.97x). Only regular files are data: a
+units (no footer of a small file is read here: the unit sizes its reads by
+their decoded size where it runs); every other piece is a unit of its own.
+How many units: at least ``MIN_BATCHES`` (four per core), on a cluster four
+per worker thread as long as each keeps ``MIN_UNIT_BYTES`` on storage, each at
+most ``BATCH_BYTES``. A task costs about 0.05 ms of the threaded scheduler and
+1-2 ms of a distributed one besides its work, which is about 0.1 s per 37 MB
+of files: 100M rows in 64 files took two worker processes 1.16x the threads'
+time as 64 units of one file, 1.03x as 19 units of three or four (and the
+threads 0.97x). Only regular files are data: a
 directory listing skips anything else, and a FIFO, device or socket named
 by the path or matched by its glob is refused. Nothing else is read here:
 the units read their rows where they run (:mod:`daskloss.sources.reader`),
@@ -43,8 +42,10 @@ from daskloss.sources.reader import FileReader, FileUnit, Piece, is_local
 __all__ = [
     "BATCH_BYTES",
     "MIN_BATCHES",
+    "MIN_UNIT_BYTES",
     "PIECE_BYTES",
     "UNITS_PER_THREAD",
+    "fewest_units",
     "plan_files",
     "would_list",
 ]
@@ -53,14 +54,17 @@ _LOG = logging.getLogger(__name__)
 
 #: Target decoded size of one piece when a Parquet file is split by row groups.
 PIECE_BYTES = 256 * 2**20
-#: Small files are read together, in units of up to this many bytes on storage,
-#: so that ten thousand tiny files do not cost ten thousand tasks.
-BATCH_BYTES = 128 * 2**20
-#: ...but never in fewer units than this (or than there are files), to keep every
-#: core busy however the rows fall: four units per core of this machine, 16 at least.
+#: Small files are read together, so that ten thousand tiny files do not cost ten
+#: thousand tasks, in units of at most this many bytes on storage (under a second's work).
+BATCH_BYTES = 512 * 2**20
+#: ...but in no fewer units than this (or than there are files), to keep every core
+#: busy however the rows fall: four units per core of this machine, 16 at least...
 MIN_BATCHES = max(16, 4 * (os.cpu_count() or 1))
-#: On a cluster (``threads`` given), at least this many units per worker thread.
+#: ...and on a cluster (``threads`` given) four units per worker thread...
 UNITS_PER_THREAD = 4
+#: ...while each keeps this many bytes on storage: the scheduler's work per task
+#: (1-2 ms) must stay small beside the unit's (about 0.1 s per 37 MB).
+MIN_UNIT_BYTES = 32 * 2**20
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz")
 
 
@@ -124,8 +128,7 @@ def plan_files(
     schema = reader.schema(names[0])
     reader = FileReader(fs, tuple(columns), chosen, tuple(schema.types), format is not None, roots)
     sized = [(piece, size) for name, size in files for piece in _pieces(reader, name, size)]
-    fewest = max(MIN_BATCHES, UNITS_PER_THREAD * (threads or 0))
-    units = tuple(FileUnit(reader, batch) for batch in _batches(sized, fewest))
+    units = tuple(FileUnit(reader, batch) for batch in _batches(sized, threads))
     _LOG.debug(
         "%s files: %d pieces in %d units, columns %s with types %s",
         chosen,
@@ -177,10 +180,24 @@ def _inferred_format(names: Sequence[str], path: Any) -> FileFormat:
     )
 
 
-def _batches(sized: list[tuple[Piece, int]], fewest: int) -> list[tuple[Piece, ...]]:
-    """Consecutive small whole files grouped up to a size that keeps ``fewest`` units."""
+def fewest_units(total: int, threads: int | None) -> int:
+    """The fewest units ``total`` bytes of small files make, for a cluster of ``threads``.
+
+    Examples
+    --------
+    >>> fewest_units(2**40, 2000) == UNITS_PER_THREAD * 2000  # a TiB: four per thread
+    True
+    >>> fewest_units(3 * MIN_UNIT_BYTES, 2000) == MIN_BATCHES  # too little to cut finer
+    True
+    """
+    on_cluster = min(UNITS_PER_THREAD * (threads or 0), total // MIN_UNIT_BYTES)
+    return max(MIN_BATCHES, on_cluster)
+
+
+def _batches(sized: list[tuple[Piece, int]], threads: int | None) -> list[tuple[Piece, ...]]:
+    """Consecutive small whole files grouped up to a size that keeps enough units."""
     total = sum(size for _, size in sized)
-    target = min(BATCH_BYTES, total // fewest)
+    target = min(BATCH_BYTES, total // fewest_units(total, threads))
     batches: list[tuple[Piece, ...]] = []
     current: list[Piece] = []
     current_bytes = 0

@@ -283,6 +283,7 @@ def test_a_refused_port_is_reported_as_refused_at_once():
 def test_units_follow_the_clusters_threads(scheduler_address, tmp_path, monkeypatch):
     """On a cluster, evaluate() cuts small files into at least four units per worker thread."""
     monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 1)
+    monkeypatch.setattr("daskloss.sources.files.MIN_UNIT_BYTES", 1)
     write_parquet(tmp_path, FRAME, 40)
     with Client(scheduler_address, timeout=30) as client:
         threads = sum(client.nthreads().values())
