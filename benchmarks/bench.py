@@ -336,20 +336,20 @@ def _scale(plan: _Plan, report: dict[str, Any]) -> dict[str, Any]:
         "scheduler": scale.scheduler_overhead(),
         "bytes": scale.bytes_per_task(plan.layouts[0]),
     }
-    small = max(plan.layouts, key=lambda layout: layout.files)
-    dataset = next(d for d in report["datasets"] if d["path"] == str(small.path))
-    cpu = next(
-        (
-            entry["cpu_ns_per_row"]
-            for entry in report["methods"].values()
-            if entry["kind"] == "daskloss" and entry["layout"] == small.spec
-        ),
-        None,
-    )
-    found["model_from"] = small.label
-    found["model"] = scale.model(
-        found, dataset["bytes"] / small.files, small.rows / small.files, cpu
-    )
+    found["models"] = {}
+    for layout in plan.layouts:
+        dataset = next(d for d in report["datasets"] if d["path"] == str(layout.path))
+        cpu = next(
+            (
+                entry["cpu_ns_per_row"]
+                for entry in report["methods"].values()
+                if entry["kind"] == "daskloss" and entry["layout"] == layout.spec
+            ),
+            None,
+        )
+        found["models"][layout.label] = scale.model(
+            found, dataset["bytes"] / layout.files, layout.rows / layout.files, cpu
+        )
     return found
 
 

@@ -177,21 +177,28 @@ def _scale(found: dict[str, Any]) -> list[str]:
         f"{sizes['statistics_bytes_unweighted']:,} unweighted, "
         f"{sizes['statistics_bytes_weighted']:,} weighted (pickled).",
     ]
-    model = found["model"]
+    models = found["models"]
+    if not models:
+        return lines
+    first = next(iter(models.values()))
     lines += [
         "",
-        f"Model: {model['workers']:,} workers x {model['threads'] // model['workers']} threads "
-        f"over {model['files']:,} files like those of {found['model_from']} "
-        f"({model['rows']:,.0f} rows, {model['bytes_on_storage'] / 1e9:,.1f} GB)",
+        f"Model: {first['workers']:,} workers x {first['threads'] // first['workers']} threads "
+        f"over {first['files']:,} files like those of each layout (compute: daskloss's CPU per "
+        "row here, spread over the busy threads; scheduler: its CPU per task here)",
         "",
-        "| units (files each) | threads busy | merge tasks | tasks | tree depth | client planning "
-        "(s) | scheduler CPU (s) | bytes up the tree | compute (s) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {model['units']:,} ({model['files_per_unit']:,}) | {model['busy_threads']:,} | "
-        f"{model['merge_tasks']:,} | {model['tasks']:,} | {model['tree_depth']} | "
-        f"{model['client_planning_seconds']:.2f} | {_number(model['scheduler_seconds'])} | "
-        f"{_bytes(model['merge_tree_bytes'])} | {_number(model['compute_seconds'])} |",
+        "| files like | rows | GB | units (files each) | threads busy | tasks | tree depth | "
+        "client planning (s) | scheduler CPU (s) | bytes up the tree | compute (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    for label, model in models.items():
+        lines.append(
+            f"| {label} | {model['rows']:,.0f} | {model['bytes_on_storage'] / 1e9:,.0f} | "
+            f"{model['units']:,} ({model['files_per_unit']:,}) | {model['busy_threads']:,} | "
+            f"{model['tasks']:,} | {model['tree_depth']} | {model['client_planning_seconds']:.2f}"
+            f" | {_number(model['scheduler_seconds'])} | {_bytes(model['merge_tree_bytes'])} | "
+            f"{_number(model['compute_seconds'])} |"
+        )
     return lines
 
 

@@ -106,7 +106,7 @@ def test_scale_plans_without_reading_footers(tmp_path: Path) -> None:
     assert planning["files"] == 40
     assert planning["footers_read"] == 0 and planning["schemas_read"] == 1
     assert report["scale"]["scheduler"]["local-cluster"]["tasks"] > 2000
-    model = report["scale"]["model"]
+    (model,) = report["scale"]["models"].values()
     assert model["tasks"] == model["units"] + model["merge_tasks"]
 
 
