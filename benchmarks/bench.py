@@ -1,26 +1,20 @@
-"""The benchmark: exact evaluation against the read floor and the baselines.
+"""The benchmark: exact evaluation against the fastest read floor and the baselines.
 
-One process generates (or reuses) a Parquet dataset, then times every method
-*interleaved* (``A B C A B C ...``) after one untimed warm-up round, so a noisy
-machine slows all of them alike. Each method's peak RSS is measured apart, in
-a fresh child process (this module again, with ``--rss-child``), so one
-method's memory does not pollute another's. Every layout of the same row
-count holds the same rows (:func:`data_rows`), so daskloss's metrics must be
-bit-identical across layouts, schedulers and runs; the report checks it.
+One process generates (or reuses) the datasets, then times every method on
+every layout and weighting *interleaved* (``A B C A B C ...``) after one
+untimed warm-up round, so a noisy machine slows all of them alike, recording
+wall and CPU seconds. Each method's peak RSS is measured apart, in a fresh
+child process (this module again, with ``--rss-child``). Every layout holds
+the same rows (:func:`benchmarks.data.data_rows`), so daskloss's metrics must
+be bit-identical across layouts, schedulers and runs; the report checks it.
 
-The methods:
-
-``floor``
-    pyarrow reading the needed columns of every file, nothing else: the read floor.
-``daskloss``
-    :func:`daskloss.evaluate` on Dask's threaded scheduler (the embedded default).
-``daskloss-localcluster``
-    The same on a two-process ``LocalCluster``; its start-up is timed apart.
-``naive-dask``, ``duckdb``, ``polars``
-    What a user writes without daskloss: float sums of the same metrics.
-``kernel``
-    The exact kernel alone on in-memory arrays (ns/row), next to ``np.sum``
-    and ``math.fsum``.
+For each layout and weighting the *floor* is the fastest of five ways pyarrow
+reads the needed columns (:data:`benchmarks.methods.FLOORS`); every ratio is
+to it. ``--cold-start`` adds the first evaluation of fresh processes from an
+empty numba cache (:mod:`benchmarks.coldstart`); ``--scale`` the planning of
+100,000 files, the scheduler's cost per task, the bytes per task and a model
+of 1,000 workers (:mod:`benchmarks.scale`). ``--full`` runs everything the
+README's performance section shows.
 
 Run it as ``python -m jobs.benchmark --help``.
 """
@@ -28,528 +22,374 @@ Run it as ``python -m jobs.benchmark --help``.
 from __future__ import annotations
 
 import argparse
-import gc
-import itertools
 import json
-import math
 import os
 import platform
-import statistics
 import struct
 import subprocess
 import sys
-import tempfile
-import threading
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+from benchmarks import coldstart, scale
+from benchmarks.data import Layout, data_rows, layout_directory, parse_layout, prepare_dataset
+from benchmarks.measure import paired_ratio, peak_rss, summary, time_interleaved
+from benchmarks.methods import (
+    DATASET_METHODS,
+    FLOORS,
+    KERNEL,
+    Method,
+    SharedCluster,
+    Skip,
+    kernel_methods,
+    make_method,
+)
+from benchmarks.report import markdown
 
 __all__ = [
     "Layout",
-    "Method",
     "build_parser",
     "checks",
     "data_rows",
-    "default_path",
     "identical",
+    "layout_directory",
     "main",
-    "make_method",
-    "markdown",
-    "measure_rss",
+    "paired_ratio",
     "prepare_dataset",
-    "time_interleaved",
 ]
 
 DEFAULT_ROWS = 100_000_000
 DEFAULT_FILES = 64
 TINY_FILES = 10_000
+#: The layouts of ``--full`` besides the first: one row group per file, and small files.
+FULL_LAYOUTS = ("32/1", str(TINY_FILES))
 KERNEL_ROWS = 10_000_000
-FSUM_ROWS = 1_000_000
-SEED = 4
-#: Rows generated and written at a time (one Parquet row group).
-CHUNK_ROWS = 1 << 20
-#: Rows drawn from one seeded generator (see :func:`data_rows`).
-SEED_BLOCK_ROWS = 1 << 13
-MANIFEST = "_daskloss_bench.json"
-MANIFEST_VERSION = 2
-TARGET, PREDICTION, WEIGHT = "y_true", "y_pred", "weight"
-
-DATASET_METHODS = ("floor", "daskloss", "daskloss-localcluster", "naive-dask", "duckdb", "polars")
-KERNEL = "kernel"
 METHODS = (*DATASET_METHODS, KERNEL)
-TINY_METHODS = ("floor", "daskloss")
+#: Methods run on every layout after the first unless --only says otherwise.
+OTHER_LAYOUT_METHODS = (*FLOORS, "daskloss", "duckdb", "polars")
 #: Methods whose metrics are compared with daskloss's exact values.
 NAIVE_METHODS = ("naive-dask", "duckdb", "polars")
 COMPARED_METRICS = ("mse", "mae", "r2")
-_MIB = 1 << 20
-
-
-class Skip(Exception):
-    """A method cannot run here (an optional package is missing)."""
-
-
-# --- the dataset ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Layout:
-    """A benchmark dataset: ``rows`` rows split evenly over ``files`` Parquet files."""
-
-    path: Path
-    rows: int
-    files: int
-    weighted: bool = False
-
-    @property
-    def columns(self) -> list[str]:
-        return [TARGET, PREDICTION, WEIGHT] if self.weighted else [TARGET, PREDICTION]
-
-    @property
-    def weight(self) -> str | None:
-        return WEIGHT if self.weighted else None
-
-    def manifest(self) -> dict[str, Any]:
-        return {
-            "version": MANIFEST_VERSION,
-            "rows": self.rows,
-            "files": self.files,
-            "weighted": self.weighted,
-            "seed": SEED,
-            "chunk_rows": CHUNK_ROWS,
-            "seed_block_rows": SEED_BLOCK_ROWS,
-        }
-
-    def file_paths(self) -> list[str]:
-        return [str(self.path / _file_name(i, self.files)) for i in range(self.files)]
-
-    def glob(self) -> str:
-        return str(self.path / "*.parquet")
-
-
-def default_path(rows: int, files: int, weighted: bool, parent: Path | None = None) -> Path:
-    """Where a layout lives unless ``--data`` says otherwise: named by rows and files."""
-    suffix = "-weighted" if weighted else ""
-    name = f"daskloss-bench-{rows}-rows-{files}-files{suffix}"
-    return (parent or Path(tempfile.gettempdir())) / name
-
-
-def _file_name(index: int, files: int) -> str:
-    return f"part-{index:0{len(str(files - 1))}d}.parquet"
-
-
-def prepare_dataset(layout: Layout) -> dict[str, Any]:
-    """Reuse the dataset at ``layout.path`` if its manifest matches, else (re)write it."""
-    manifest = layout.path / MANIFEST
-    start = time.perf_counter()
-    generated = not (manifest.exists() and json.loads(manifest.read_text()) == layout.manifest())
-    if generated:
-        _clear(layout.path)
-        _log(f"writing {layout.rows:,} rows as {layout.files:,} files in {layout.path} ...")
-        _generate(layout)
-        manifest.write_text(json.dumps(layout.manifest()))
-    return {
-        "path": str(layout.path),
-        "rows": layout.rows,
-        "files": layout.files,
-        "weighted": layout.weighted,
-        "bytes": sum(os.path.getsize(f) for f in layout.file_paths()),
-        "generated": generated,
-        "generate_seconds": time.perf_counter() - start if generated else None,
-    }
-
-
-def _clear(path: Path) -> None:
-    """Empty a directory this benchmark wrote; refuse to touch anything else."""
-    if not path.exists():
-        path.mkdir(parents=True)
-        return
-    entries = list(path.iterdir())
-    if entries and not (path / MANIFEST).exists():
-        raise SystemExit(
-            f"{path} exists and is not a daskloss benchmark dataset (no {MANIFEST}); "
-            "pass --data with an empty or new directory"
-        )
-    for entry in entries:
-        entry.unlink()
-
-
-def _generate(layout: Layout) -> None:
-    base, extra = divmod(layout.rows, layout.files)
-    sizes = [base + (i < extra) for i in range(layout.files)]
-    starts = list(itertools.accumulate(sizes, initial=0))[:-1]
-    jobs = [
-        (index, start, size) for index, (start, size) in enumerate(zip(starts, sizes, strict=True))
-    ]
-    with ThreadPoolExecutor(os.cpu_count()) as pool:
-        list(pool.map(lambda job: _write_file(layout, *job), jobs))
-
-
-def _write_file(layout: Layout, index: int, start: int, rows: int) -> None:
-    """File ``index``: rows ``[start, start + rows)``, a row group at a time."""
-    path = layout.path / _file_name(index, layout.files)
-    partial = path.with_name("." + path.name)
-    schema = pa.schema([(name, pa.float64()) for name in layout.columns])
-    stop = start + rows
-    with pq.ParquetWriter(partial, schema, compression="snappy") as writer:
-        for low in range(start, max(stop, start + 1), CHUNK_ROWS):
-            columns = data_rows(low, min(low + CHUNK_ROWS, stop))
-            writer.write_table(pa.table({name: columns[name] for name in layout.columns}))
-    partial.replace(path)
-
-
-def data_rows(start: int, stop: int) -> dict[str, np.ndarray]:
-    """Rows ``[start, stop)`` of the benchmark data, the same whatever the file layout.
-
-    Row ``i`` comes from the generator seeded ``[SEED, i // SEED_BLOCK_ROWS]``, so a
-    dataset cut into 64 files and one cut into 10,000 hold the same values
-    (and daskloss must give bit-identical metrics on both).
-    """
-    first, last = start // SEED_BLOCK_ROWS, -(-stop // SEED_BLOCK_ROWS)
-    blocks = [_block(index) for index in range(first, last)]
-    low, high = start - first * SEED_BLOCK_ROWS, stop - first * SEED_BLOCK_ROWS
-    return {
-        name: np.concatenate([block[name] for block in blocks] or [np.empty(0)])[low:high]
-        for name in (TARGET, PREDICTION, WEIGHT)
-    }
-
-
-def _block(index: int) -> dict[str, np.ndarray]:
-    """Targets around 50 and predictions off by a few units: a plausible regression."""
-    rng = np.random.default_rng([SEED, index])
-    y_true = 50.0 + 10.0 * rng.standard_normal(SEED_BLOCK_ROWS)
-    y_pred = y_true + 2.0 * rng.standard_normal(SEED_BLOCK_ROWS)
-    return {TARGET: y_true, PREDICTION: y_pred, WEIGHT: rng.uniform(0.5, 2.0, SEED_BLOCK_ROWS)}
-
-
-# --- the methods ---------------------------------------------------------------------------
-
-
-@dataclass
-class Method:
-    """One timed thing: ``run()`` does the work once and returns what it found.
-
-    ``kind`` is the method (``daskloss``...), ``name`` its label in the report.
-    """
-
-    kind: str
-    name: str
-    layout: Layout | None
-    rows: int
-    run: Callable[[], Any]
-    close: Callable[[], None] = lambda: None
-    setup_seconds: float | None = None
-
-
-def _floor(layout: Layout) -> Callable[[], Any]:
-    files, columns = layout.file_paths(), layout.columns
-
-    def read(path: str) -> int:
-        return pq.read_table(path, columns=columns).num_rows
-
-    def run() -> int:
-        with ThreadPoolExecutor(os.cpu_count()) as pool:
-            return sum(pool.map(read, files))
-
-    return run
-
-
-def _daskloss_run(layout: Layout, scheduler: Any) -> Callable[[], Any]:
-    import dask
-
-    import daskloss
-
-    def run() -> dict[str, float | int]:
-        with dask.config.set(scheduler=scheduler):
-            return daskloss.evaluate(str(layout.path), weight=layout.weight).metrics
-
-    return run
-
-
-def _daskloss(layout: Layout) -> Callable[[], Any]:
-    return _daskloss_run(layout, "threads")
-
-
-def _localcluster(layout: Layout) -> Method:
-    """daskloss on two worker processes; the cluster start-up is timed here, apart."""
-    from distributed import Client, LocalCluster
-
-    start = time.perf_counter()
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )
-    client = Client(cluster, set_as_default=False)
-    client.wait_for_workers(2)
-    setup = time.perf_counter() - start
-
-    def close() -> None:
-        client.close()
-        cluster.close()
-
-    name = "daskloss-localcluster"
-    return Method(name, name, layout, layout.rows, _daskloss_run(layout, client), close, setup)
-
-
-def _times(x: Any, weight: Any) -> Any:
-    """``x`` weighted: works alike on Dask series, Polars expressions and SQL text."""
-    if weight is None:
-        return x
-    if isinstance(x, str):
-        return f"{weight} * {x}"
-    return weight * x
-
-
-def _naive_dask(layout: Layout) -> Callable[[], Any]:
-    import dask
-    import dask.dataframe as dd
-
-    def run() -> dict[str, float]:
-        with dask.config.set(scheduler="threads"):
-            df = dd.read_parquet(str(layout.path), columns=layout.columns)
-            d, y = df[PREDICTION] - df[TARGET], df[TARGET]
-            w = df[WEIGHT] if layout.weighted else None
-            sums = {
-                "n": y.count(),
-                "sw": y.count() if w is None else w.sum(),
-                "se": _times(d**2, w).sum(),
-                "ae": _times(d.abs(), w).sum(),
-                "sd": _times(d, w).sum(),
-                "sy": _times(y, w).sum(),
-                "syy": _times(y**2, w).sum(),
-                "max": d.abs().max(),
-            }
-            (found,) = dask.compute(sums)
-        return _naive_metrics(found)
-
-    return run
-
-
-def _duckdb(layout: Layout) -> Callable[[], Any]:
-    duckdb = _optional("duckdb")
-    w = WEIGHT if layout.weighted else None
-    d = f"({PREDICTION} - {TARGET})"
-    terms = {
-        "n": "count(*)",
-        "sw": "count(*)" if w is None else f"sum({w})",
-        "se": f"sum({_times(f'{d} * {d}', w)})",
-        "ae": f"sum({_times(f'abs({d})', w)})",
-        "sd": f"sum({_times(d, w)})",
-        "sy": f"sum({_times(TARGET, w)})",
-        "syy": f"sum({_times(f'{TARGET} * {TARGET}', w)})",
-        "max": f"max(abs({d}))",
-    }
-    select = ", ".join(f"{term} AS {name}" for name, term in terms.items())
-    query = f"SELECT {select} FROM read_parquet('{layout.glob()}')"
-    connection = duckdb.connect()
-
-    def run() -> dict[str, float]:
-        values = connection.execute(query).fetchone()
-        return _naive_metrics(dict(zip(terms, values, strict=True)))
-
-    return run
-
-
-def _polars(layout: Layout) -> Callable[[], Any]:
-    pl = _optional("polars")
-    d, y = pl.col(PREDICTION) - pl.col(TARGET), pl.col(TARGET)
-    w = pl.col(WEIGHT) if layout.weighted else None
-    sums = {
-        "n": pl.len(),
-        "sw": pl.len() if w is None else w.sum(),
-        "se": _times(d * d, w).sum(),
-        "ae": _times(d.abs(), w).sum(),
-        "sd": _times(d, w).sum(),
-        "sy": _times(y, w).sum(),
-        "syy": _times(y * y, w).sum(),
-        "max": d.abs().max(),
-    }
-
-    def run() -> dict[str, float]:
-        frame = pl.scan_parquet(layout.glob()).select(**sums).collect()
-        return _naive_metrics(frame.row(0, named=True))
-
-    return run
-
-
-def _optional(name: str) -> Any:
-    try:
-        return __import__(name)
-    except ImportError as exc:
-        raise Skip(f"{name} is not installed (pip install 'daskloss[bench]')") from exc
-
-
-def _naive_metrics(sums: dict[str, Any]) -> dict[str, float]:
-    """The metrics a user derives from float sums (R² by the one-pass textbook formula)."""
-    sw, se, sy = float(sums["sw"]), float(sums["se"]), float(sums["sy"])
-    return {
-        "count": int(sums["n"]),
-        "mse": se / sw,
-        "rmse": math.sqrt(se / sw),
-        "mae": float(sums["ae"]) / sw,
-        "max_error": float(sums["max"]),
-        "bias": float(sums["sd"]) / sw,
-        "r2": 1.0 - se / (float(sums["syy"]) - sy * sy / sw),
-    }
-
-
-_FACTORIES: dict[str, Callable[[Layout], Callable[[], Any]]] = {
-    "floor": _floor,
-    "daskloss": _daskloss,
-    "naive-dask": _naive_dask,
-    "duckdb": _duckdb,
-    "polars": _polars,
+#: Targets of issue 11, as the report checks them.
+TARGETS = {
+    "daskloss_over_floor": 1.10,
+    "localcluster_over_threads": 1.15,
+    "small_files_over_large": 2.0,
+    "planning_seconds": 10.0,
+    "cold_start_seconds": 1.0,
+    "weighted_kernel_ns_per_row": 2.0,
 }
 
 
-def make_method(name: str, layout: Layout, label: str | None = None) -> Method:
-    """Set up one dataset method (raises :class:`Skip` when it cannot run here)."""
-    if name == "daskloss-localcluster":
-        method = _localcluster(layout)
-    else:
-        method = Method(name, name, layout, layout.rows, _FACTORIES[name](layout))
-    method.name = label or name
-    return method
+# --- the job -------------------------------------------------------------------------------
 
 
-def _kernel_methods(rows: int) -> list[Method]:
-    """The exact kernel on in-memory arrays, and float sums of the same data for scale."""
-    from daskloss._kernel import accumulate
-
-    y_true, y_pred, weight = data_rows(0, rows).values()
-    head = y_pred[:FSUM_ROWS]
-    return [
-        Method(KERNEL, "kernel", None, rows, lambda: accumulate(y_true, y_pred)),
-        Method(KERNEL, "kernel (weighted)", None, rows, lambda: accumulate(y_true, y_pred, weight)),
-        Method(KERNEL, "np.sum", None, rows, lambda: float(np.sum(y_pred))),
-        Method(KERNEL, "math.fsum", None, len(head), lambda: math.fsum(head)),
-    ]
-
-
-# --- timing and memory ---------------------------------------------------------------------
-
-
-def time_interleaved(
-    methods: Sequence[Method], repeat: int
-) -> tuple[dict[str, list[float]], dict[str, list[Any]]]:
-    """Run every method once per round, ``A B C A B C ...``; round 0 is an untimed warm-up.
-
-    Returns the timed seconds and the results of the timed runs, per method.
-    """
-    times: dict[str, list[float]] = {m.name: [] for m in methods}
-    results: dict[str, list[Any]] = {m.name: [] for m in methods}
-    for round_number in range(repeat + 1):
-        for method in methods:
-            gc.collect()
-            start = time.perf_counter()
-            result = method.run()
-            elapsed = time.perf_counter() - start
-            if round_number:
-                times[method.name].append(elapsed)
-                results[method.name].append(result)
-            kind = f"run {round_number}/{repeat}" if round_number else "warm-up"
-            _log(f"  {kind:>10}  {method.name:<24} {elapsed:8.3f} s")
-    return times, results
-
-
-def _summary(method: Method, seconds: list[float]) -> dict[str, Any]:
-    median = statistics.median(seconds)
-    return {
-        "rows": method.rows,
-        "files": method.layout.files if method.layout else None,
-        "seconds": seconds,
-        "median_seconds": median,
-        "min_seconds": min(seconds),
-        "rows_per_second": method.rows / median,
-        "ns_per_row": median / method.rows * 1e9,
-        "setup_seconds": method.setup_seconds,
-    }
-
-
-class _PeakSampler:
-    """Samples the summed RSS of this process and its descendants (cluster workers)."""
-
-    def __init__(self, interval: float = 0.01) -> None:
-        import psutil
-
-        self._process = psutil.Process()
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self.peak = 0
-
-    def __enter__(self) -> _PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def tree_rss(self) -> int:
-        import psutil
-
-        total = 0
-        for process in [self._process, *self._process.children(recursive=True)]:
-            try:
-                total += process.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.peak = max(self.peak, self.tree_rss())
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.benchmark",
+        description="Time exact evaluation against the fastest read floor and float baselines.",
+    )
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows (default %(default)s)")
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=DEFAULT_FILES,
+        help="files of the first layout, with row groups of 1,048,576 rows (default %(default)s)",
+    )
+    parser.add_argument(
+        "--layouts",
+        help="comma-separated layouts of the same rows after the first: FILES (row groups of "
+        "1,048,576 rows) or FILES/1 (one row group per file), e.g. 32/1,10000",
+    )
+    parser.add_argument(
+        "--tiny-files",
+        action="store_true",
+        help=f"add the layout of {TINY_FILES:,} files (writing 100M rows that way takes a minute)",
+    )
+    parser.add_argument(
+        "--weighting",
+        choices=("unweighted", "weighted", "both"),
+        default="unweighted",
+        help="evaluate without the weight column, with it, or both (default %(default)s)",
+    )
+    parser.add_argument("--weighted", action="store_true", help="the same as --weighting weighted")
+    parser.add_argument("--repeat", type=int, default=5, help="timed rounds (default %(default)s)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="directory of the datasets, one subdirectory per layout, reused when its manifest "
+        "matches (default: the temp directory)",
+    )
+    parser.add_argument("--output", type=Path, help="write the JSON results here")
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated subset of: floor (every floor), {', '.join(METHODS)}",
+    )
+    parser.add_argument(
+        "--kernel-rows", type=int, default=KERNEL_ROWS, help="rows of the in-memory kernel timing"
+    )
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
+    parser.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="time fresh processes' first evaluation from an empty numba cache (about 2 min)",
+    )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help=f"plan {scale.MODEL_FILES:,} files, time the scheduler per task, measure bytes per "
+        f"task and model {scale.MODEL_WORKERS:,} workers (writes {scale.MODEL_FILES:,} tiny "
+        "files once, about a minute)",
+    )
+    parser.add_argument(
+        "--listing-files",
+        type=int,
+        default=scale.MODEL_FILES,
+        help="files of the layout --scale lists and plans (10 rows each; default %(default)s)",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="everything the README shows: --layouts 32/1,10000 --weighting both "
+        "--cold-start --scale (about 30 min on 2 cores)",
+    )
+    parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    return parser
 
 
-def _rss_child(method: Method) -> dict[str, Any]:
-    """Run one method once in this (fresh) process and measure its memory."""
-    with _PeakSampler() as sampler:
-        baseline = sampler.tree_rss()
-        method.run()
-        sampler.peak = max(sampler.peak, sampler.tree_rss())
-    own_peak = _high_water_mark()
-    return {
-        "peak_rss_bytes": max(sampler.peak, own_peak),
-        "baseline_rss_bytes": baseline,
-        "process_high_water_bytes": own_peak,
-    }
+@dataclass
+class _Plan:
+    layouts: list[Layout]
+    weightings: list[bool]
+    names: list[str] | None
+    kernel: bool
+    args: argparse.Namespace = field(repr=False)
 
 
-def _high_water_mark() -> int:
-    """This process's exact peak RSS (``VmHWM``).
-
-    Not ``getrusage(...).ru_maxrss``: Linux carries the parent's peak into it
-    across ``fork`` + ``exec``, so a child started from a big benchmark
-    process would report the parent's memory.
-    """
+def _plan(argv: Sequence[str] | None) -> _Plan:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    names = _expand(args.only.split(",")) if args.only else None
+    unknown = sorted(set(names or ()) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; choose from floor, {', '.join(METHODS)}")
+    if min(args.rows, args.files, args.repeat) < 1:
+        parser.error("--rows, --files and --repeat must be at least 1")
+    if args.full:
+        args.weighting, args.cold_start, args.scale = "both", True, True
+    parent = args.data or layout_directory(Layout(Path(), 0, 0)).parent
+    specs = [str(args.files)]
+    specs += args.layouts.split(",") if args.layouts else []
+    specs += list(FULL_LAYOUTS) if args.full else []
+    specs += [str(TINY_FILES)] if args.tiny_files else []
     try:
-        with open("/proc/self/status") as status:
-            lines = [line for line in status if line.startswith("VmHWM:")]
-    except OSError:  # not Linux: the sampled peak stands alone
-        return 0
-    return int(lines[0].split()[1]) * 1024 if lines else 0
+        layouts = [parse_layout(spec, args.rows, parent) for spec in dict.fromkeys(specs)]
+    except ValueError as exc:
+        parser.error(str(exc))
+    weighting = "weighted" if args.weighted else args.weighting
+    weightings = {"unweighted": [False], "weighted": [True], "both": [False, True]}[weighting]
+    kernel = (names is None or KERNEL in names) and not args.rss_child
+    return _Plan(layouts, weightings, names, kernel, args)
 
 
-def measure_rss(name: str, layout: Layout) -> dict[str, Any]:
-    """Peak RSS of one method, measured in a fresh interpreter."""
+def _expand(names: list[str]) -> list[str]:
+    return [floor for name in names for floor in (FLOORS if name == "floor" else [name])]
+
+
+def _kinds(plan: _Plan, first: bool) -> list[str]:
+    if plan.names is not None:
+        return [name for name in plan.names if name != KERNEL]
+    return list(DATASET_METHODS if first else OTHER_LAYOUT_METHODS)
+
+
+def _setup(plan: _Plan, cluster: SharedCluster) -> tuple[list[Method], dict[str, str]]:
+    methods, skipped = [], {}
+    for index, layout in enumerate(plan.layouts):
+        for weighted in plan.weightings:
+            for kind in _kinds(plan, first=index == 0):
+                label = f"{kind} @ {layout.label}, {'weighted' if weighted else 'unweighted'}"
+                try:
+                    methods.append(make_method(kind, layout, weighted, label, cluster))
+                except Skip as exc:
+                    skipped[label] = str(exc)
+                    _log(f"note: {label} skipped: {exc}")
+    return methods, skipped
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; print the Markdown tables and write the JSON (see ``--help``)."""
+    plan = _plan(argv)
+    datasets = [prepare_dataset(layout, _log) for layout in plan.layouts]
+    if plan.args.rss_child:
+        return _rss_child(plan)
+    report: dict[str, Any] = {
+        "config": _config(plan),
+        "environment": _environment(),
+        "datasets": datasets,
+        "targets": TARGETS,
+    }
+    cluster = SharedCluster()
+    try:
+        methods, report["skipped"] = _setup(plan, cluster)
+        empty = {"methods": {}, "groups": {}, "checks": {}}
+        report |= _time_methods(plan, methods) if methods else empty
+    finally:
+        cluster.close()
+    report["kernel"] = _kernel_report(plan) if plan.kernel else None
+    if plan.args.cold_start:
+        report["cold_start"] = coldstart.cold_start(
+            str(plan.layouts[0].path), plan.weightings, _log
+        )
+    if plan.args.scale:
+        report["scale"] = _scale(plan, report)
+    report["environment"]["load_average_after"] = os.getloadavg()
+    if not plan.args.no_rss:
+        _measure_rss(plan, methods, report)
+    print(markdown(report))
+    if plan.args.output:
+        _write_json(plan.args.output, report)
+    return 0
+
+
+def _time_methods(plan: _Plan, methods: list[Method]) -> dict[str, Any]:
+    times, cpu, results = time_interleaved(methods, plan.args.repeat, _log)
+    entries = {m.name: summary(m, times[m.name], cpu[m.name]) for m in methods}
+    groups = {}
+    for group in dict.fromkeys(m.group for m in methods):
+        members = [m for m in methods if m.group == group]
+        floors = [m for m in members if m.kind in FLOORS]
+        floor = min(floors, key=lambda m: entries[m.name]["median_seconds"]) if floors else None
+        polars = next((m for m in members if m.kind == "polars"), None)
+        threads = next((m for m in members if m.kind == "daskloss"), None)
+        for method in members:
+            entry = entries[method.name]
+            if floor is not None:
+                entry |= _ratios(entry, entries[floor.name], times[method.name], times[floor.name])
+            if polars is not None and method.kind.startswith("daskloss"):
+                entry["paired_polars_ratio"] = paired_ratio(times[method.name], times[polars.name])
+            if threads is not None and method.kind == "daskloss-localcluster":
+                threaded = times[threads.name]
+                entry["paired_threads_ratio"] = paired_ratio(times[method.name], threaded)
+            if isinstance(results[method.name][0], dict):
+                entry["metrics"] = results[method.name][0]
+        groups[group] = {
+            "floor": floor.name if floor else None,
+            "methods": [m.name for m in members],
+        }
+    _layout_ratios(plan, methods, entries, times)
+    return {"methods": entries, "groups": groups, "checks": checks(methods, results)}
+
+
+def _ratios(
+    entry: dict[str, Any], floor: dict[str, Any], seconds: list[float], floor_seconds: list[float]
+) -> dict[str, float]:
+    return {
+        "floor_ratio": entry["median_seconds"] / floor["median_seconds"],
+        "paired_floor_ratio": paired_ratio(seconds, floor_seconds),
+        "cpu_floor_ratio": entry["median_cpu_seconds"] / floor["median_cpu_seconds"],
+    }
+
+
+def _layout_ratios(
+    plan: _Plan, methods: list[Method], entries: dict[str, Any], times: dict[str, list[float]]
+) -> None:
+    """daskloss on each later layout against the first layout, same weighting, paired."""
+    first = plan.layouts[0]
+    for method in methods:
+        if method.kind != "daskloss" or method.layout == first:
+            continue
+        base = next(
+            (
+                m
+                for m in methods
+                if m.kind == "daskloss" and m.layout == first and m.weighted == method.weighted
+            ),
+            None,
+        )
+        if base is not None:
+            entry, first_entry = entries[method.name], entries[base.name]
+            entry["first_layout_ratio"] = entry["median_seconds"] / first_entry["median_seconds"]
+            entry["paired_first_layout_ratio"] = paired_ratio(times[method.name], times[base.name])
+            entry["cpu_first_layout_ratio"] = (
+                entry["median_cpu_seconds"] / first_entry["median_cpu_seconds"]
+            )
+
+
+def _kernel_report(plan: _Plan) -> dict[str, Any]:
+    methods = kernel_methods(plan.args.kernel_rows)
+    times, cpu, _ = time_interleaved(methods, plan.args.repeat)
+    return {m.name: summary(m, times[m.name], cpu[m.name]) for m in methods}
+
+
+def _scale(plan: _Plan, report: dict[str, Any]) -> dict[str, Any]:
+    parent = plan.layouts[0].path.parent
+    files = plan.args.listing_files
+    listing = parse_layout(f"{files}/1", files * scale.LISTING_ROWS_PER_FILE, parent)
+    report["datasets"].append(prepare_dataset(listing, _log))
+    _log(f"scale: planning {listing.files:,} files, the scheduler per task, bytes per task ...")
+    found: dict[str, Any] = {
+        "planning": scale.planning(listing),
+        "planning_by_layout": {layout.spec: scale.planning(layout) for layout in plan.layouts},
+        "scheduler": scale.scheduler_overhead(),
+        "bytes": scale.bytes_per_task(plan.layouts[0]),
+    }
+    found["models"] = {}
+    for layout in plan.layouts:
+        dataset = next(d for d in report["datasets"] if d["path"] == str(layout.path))
+        cpu = next(
+            (
+                entry["cpu_ns_per_row"]
+                for entry in report["methods"].values()
+                if entry["kind"] == "daskloss" and entry["layout"] == layout.spec
+            ),
+            None,
+        )
+        found["models"][layout.label] = scale.model(
+            found, dataset["bytes"] / layout.files, layout.rows / layout.files, cpu
+        )
+    return found
+
+
+def _measure_rss(plan: _Plan, methods: list[Method], report: dict[str, Any]) -> None:
+    """Peak RSS, in a fresh process each, of every method but the floors slower than the floor."""
+    floors = {group["floor"] for group in report["groups"].values()}
+    for method in methods:
+        if method.kind in FLOORS and method.name not in floors:
+            continue
+        _log(f"peak RSS of {method.name} in a fresh process ...")
+        report["methods"][method.name]["rss"] = _child_rss(plan, method)
+
+
+def _child_rss(plan: _Plan, method: Method) -> dict[str, Any]:
+    assert method.layout is not None
+    first = plan.layouts[0]
     command = [
-        sys.executable, "-m", "benchmarks.bench", "--rss-child", "--only", name,
-        "--rows", str(layout.rows), "--files", str(layout.files), "--data", str(layout.path),
+        sys.executable, "-m", "benchmarks.bench", "--rss-child", "--only", method.kind,
+        "--rows", str(plan.args.rows), "--files", str(first.files), "--data",
+        str(first.path.parent), "--weighting", "weighted" if method.weighted else "unweighted",
     ]  # fmt: skip
-    if layout.weighted:
-        command.append("--weighted")
-    root = Path(__file__).resolve().parents[1]  # run from the repository, where this package is
-    done = subprocess.run(command, capture_output=True, text=True, cwd=root, check=False)
+    if method.layout != first:  # the child measures its last layout
+        command += ["--layouts", method.layout.spec]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=_ROOT, check=False)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1:] or ["no output"]}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _rss_child(plan: _Plan) -> int:
+    """Measure the one method of the last layout in this fresh process; print JSON."""
+    layout, weighted = plan.layouts[-1], plan.weightings[0]
+    kind = _kinds(plan, first=True)[0]
+    cluster = SharedCluster()
+    try:
+        method = make_method(kind, layout, weighted, kind, cluster)
+        print(json.dumps(peak_rss(method)))
+    finally:
+        cluster.close()
+    return 0
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -572,134 +412,37 @@ def checks(methods: Sequence[Method], results: dict[str, list[Any]]) -> dict[str
     """Bit-identity of every exact run, and how far the naive methods land from it.
 
     Every layout holds the same rows (see :func:`data_rows`), so daskloss must
-    agree with itself across layouts and schedulers, run after run.
+    agree with itself across layouts and schedulers, run after run, for each
+    weighting.
     """
-    exact = [run for m in methods if m.kind.startswith("daskloss") for run in results[m.name]]
-    if not exact:
-        return {}
-    naive = [m.name for m in methods if m.kind in NAIVE_METHODS]
-    return {
-        "daskloss_runs_identical": all(identical(exact[0], run) for run in exact),
-        "naive_relative_difference": {
-            name: {
-                key: _relative(results[name][-1][key], exact[0][key]) for key in COMPARED_METRICS
-            }
-            for name in naive
-        },
-        "naive_distinct_mse_values": {
-            name: len({_bits(run["mse"]) for run in results[name]}) for name in naive
-        },
-    }
+    found: dict[str, Any] = {"daskloss_runs_identical": {}, "daskloss_runs": {}}
+    naive: dict[str, Any] = {}
+    distinct: dict[str, Any] = {}
+    for weighted in dict.fromkeys(m.weighted for m in methods):
+        key = "weighted" if weighted else "unweighted"
+        exact = [
+            run
+            for m in methods
+            if m.kind.startswith("daskloss") and m.weighted == weighted
+            for run in results[m.name]
+        ]
+        if not exact:
+            continue
+        found["daskloss_runs_identical"][key] = all(identical(exact[0], run) for run in exact)
+        found["daskloss_runs"][key] = len(exact)
+        for m in methods:
+            if m.kind in NAIVE_METHODS and m.weighted == weighted:
+                last = results[m.name][-1]
+                naive[m.name] = {k: _relative(last[k], exact[0][k]) for k in COMPARED_METRICS}
+                distinct[m.name] = len({_bits(run["mse"]) for run in results[m.name]})
+    found["naive_relative_difference"] = naive
+    found["naive_distinct_mse_values"] = distinct
+    return found
 
 
-# --- the report ----------------------------------------------------------------------------
+# --- the environment -----------------------------------------------------------------------
 
-
-def markdown(report: dict[str, Any]) -> str:
-    """The human summary: the timing table, then the checks and the kernel scale."""
-    lines = [_title(report), "", *_method_table(report)]
-    lines += _notes(report)
-    if report.get("kernel"):
-        lines += ["", *_kernel_table(report["kernel"])]
-    return "\n".join(lines)
-
-
-def _title(report: dict[str, Any]) -> str:
-    data = report["datasets"][0]
-    columns = 3 if data["weighted"] else 2
-    layouts = " vs ".join(
-        f"{d['files']:,} files ({d['bytes'] / 1e9:.2f} GB)" for d in report["datasets"]
-    )
-    return (
-        f"### {data['rows']:,} rows, {columns} float64 columns in {layouts} of snappy Parquet; "
-        f"median of {report['config']['repeat']} "
-        f"interleaved runs, page cache warm; {report['environment']['cpu_count']} cores"
-    )
-
-
-def _method_table(report: dict[str, Any]) -> list[str]:
-    lines = [
-        "| method | files | median (s) | min (s) | rows/s | / floor | / floor, paired "
-        "| peak RSS (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, entry in report["methods"].items():
-        ratios = (entry.get("floor_ratio"), entry.get("paired_floor_ratio"))
-        shown = " | ".join("—" if r is None else f"{r:.2f}" for r in ratios)
-        lines.append(
-            f"| {name} | {entry['files']:,} | {entry['median_seconds']:.3f} | "
-            f"{entry['min_seconds']:.3f} | {_si(entry['rows_per_second'])} | "
-            f"{shown} | {_mib(entry.get('rss'))} |"
-        )
-    return lines
-
-
-def _notes(report: dict[str, Any]) -> list[str]:
-    environment = report["environment"]
-    git = environment["git"]
-    before, after = environment["load_average"][0], environment["load_average_after"][0]
-    lines = [
-        "",
-        f"- daskloss at commit {git['commit'][:10] or 'unknown'}"
-        f"{' with uncommitted changes' if git['dirty'] else ''}; 1-minute load average "
-        f"{before:.2f} before, {after:.2f} after",
-    ]
-    for name, entry in report["methods"].items():
-        if entry.get("setup_seconds") is not None:
-            lines.append(
-                f"- {name}: cluster start-up {entry['setup_seconds']:.2f} s (not in the run times)"
-            )
-    for name, reason in report["skipped"].items():
-        lines.append(f"- {name}: skipped, {reason}")
-    found = report["checks"]
-    if "daskloss_runs_identical" in found:
-        verdict = "yes" if found["daskloss_runs_identical"] else "**NO**"
-        runs = ", ".join(n for n in report["methods"] if n.startswith("daskloss"))
-        lines.append(f"- daskloss metrics bit-identical across every run of {runs}: {verdict}")
-    if "tiny_files_ratio" in report:
-        lines.append(
-            f"- daskloss on {TINY_FILES:,} files / on {report['datasets'][0]['files']} files: "
-            f"{report['tiny_files_ratio']:.2f}x, paired per round "
-            f"{report['paired_tiny_files_ratio']:.2f}x (target: within 3x)"
-        )
-    for name, diffs in found.get("naive_relative_difference", {}).items():
-        text = ", ".join(f"{key} {value:.1e}" for key, value in diffs.items())
-        distinct = found["naive_distinct_mse_values"][name]
-        lines.append(
-            f"- {name}: relative difference from the exact metrics: {text}; "
-            f"{distinct} distinct MSE value(s) over the timed runs"
-        )
-    return lines
-
-
-def _kernel_table(kernel: dict[str, Any]) -> list[str]:
-    lines = [
-        "| in memory | rows | median (s) | min (s) | ns/row (median) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, entry in kernel.items():
-        seconds, fastest, per_row = (
-            entry[k] for k in ("median_seconds", "min_seconds", "ns_per_row")
-        )
-        lines.append(
-            f"| {name} | {entry['rows']:,} | {seconds:.4f} | {fastest:.4f} | {per_row:.2f} |"
-        )
-    return lines
-
-
-def _si(value: float) -> str:
-    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= scale:
-            return f"{value / scale:.1f} {unit}"
-    return f"{value:.0f}"
-
-
-def _mib(rss: dict[str, Any] | None) -> str:
-    if not rss:
-        return "—"
-    if "error" in rss:
-        return "failed"
-    return f"{rss['peak_rss_bytes'] / _MIB:,.0f}"
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _environment() -> dict[str, Any]:
@@ -732,10 +475,11 @@ def _environment() -> dict[str, Any]:
 
 def _git_state() -> dict[str, Any]:
     """The commit benchmarked, and any uncommitted change to daskloss itself."""
-    root = Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["git", *args], cwd=_ROOT, capture_output=True, text=True, check=False
+        )
         return done.stdout.strip()
 
     return {
@@ -744,163 +488,26 @@ def _git_state() -> dict[str, Any]:
     }
 
 
-def _write_json(path: Path, report: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    partial.replace(path)
-
-
-# --- the job -------------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m jobs.benchmark",
-        description="Time exact evaluation against the read floor and the float baselines.",
-    )
-    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows (default %(default)s)")
-    parser.add_argument(
-        "--files", type=int, default=DEFAULT_FILES, help="Parquet files (default %(default)s)"
-    )
-    parser.add_argument("--repeat", type=int, default=5, help="timed rounds (default %(default)s)")
-    parser.add_argument(
-        "--data",
-        type=Path,
-        help="dataset directory, reused when its manifest matches (default: under the temp dir, "
-        "named by rows and files); the --tiny-files layout is written next to it",
-    )
-    parser.add_argument("--output", type=Path, help="write the JSON results here")
-    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(METHODS)}")
-    parser.add_argument("--weighted", action="store_true", help="add and use a weight column")
-    parser.add_argument(
-        "--tiny-files",
-        action="store_true",
-        help=f"time on {TINY_FILES:,} files against --files files (default: floor,daskloss); "
-        "writing 100M rows as 10,000 files takes about a minute",
-    )
-    parser.add_argument(
-        "--kernel-rows", type=int, default=KERNEL_ROWS, help="rows of the in-memory kernel timing"
-    )
-    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
-    parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
-    return parser
-
-
-@dataclass
-class _Plan:
-    layouts: list[Layout]
-    names: list[str]
-    kernel: bool
-    args: argparse.Namespace = field(repr=False)
-
-
-def _plan(argv: Sequence[str] | None) -> _Plan:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    default = TINY_METHODS if args.tiny_files else METHODS
-    names = args.only.split(",") if args.only else list(default)
-    unknown = sorted(set(names) - set(METHODS))
-    if unknown:
-        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    if min(args.rows, args.files, args.repeat) < 1:
-        parser.error("--rows, --files and --repeat must be at least 1")
-    path = args.data or default_path(args.rows, args.files, args.weighted)
-    layouts = [Layout(path, args.rows, args.files, args.weighted)]
-    if args.tiny_files:
-        tiny = default_path(args.rows, TINY_FILES, args.weighted, parent=path.parent)
-        layouts.append(Layout(tiny, args.rows, TINY_FILES, args.weighted))
-    dataset_names = [n for n in names if n != KERNEL]
-    return _Plan(layouts, dataset_names, KERNEL in names and not args.rss_child, args)
-
-
-def _setup(plan: _Plan) -> tuple[list[Method], dict[str, str]]:
-    methods, skipped = [], {}
-    for layout in plan.layouts:
-        for name in plan.names:
-            label = f"{name} @ {layout.files:,} files" if len(plan.layouts) > 1 else name
-            try:
-                methods.append(make_method(name, layout, label))
-            except Skip as exc:
-                skipped[label] = str(exc)
-                print(f"note: {label} skipped: {exc}", file=sys.stderr)
-    return methods, skipped
-
-
-def _time_methods(plan: _Plan, methods: list[Method]) -> dict[str, Any]:
-    report: dict[str, Any] = {"methods": {}}
-    try:
-        times, results = time_interleaved(methods, plan.args.repeat)
-    finally:
-        for method in methods:
-            method.close()
-    floors = {m.layout: times[m.name] for m in methods if m.kind == "floor"}
-    for method in methods:
-        entry = _summary(method, times[method.name])
-        floor = floors.get(method.layout)
-        entry["floor_ratio"] = entry["median_seconds"] / statistics.median(floor) if floor else None
-        entry["paired_floor_ratio"] = paired_ratio(times[method.name], floor) if floor else None
-        if isinstance(results[method.name][0], dict):
-            entry["metrics"] = results[method.name][0]
-        report["methods"][method.name] = entry
-    report["checks"] = checks(methods, results)
-    exact = [m.name for m in methods if m.kind == "daskloss"]
-    if len(exact) == 2:  # --tiny-files: the same rows in many more files
-        small, tiny = (report["methods"][name]["median_seconds"] for name in exact)
-        report["tiny_files_ratio"] = tiny / small
-        report["paired_tiny_files_ratio"] = paired_ratio(times[exact[1]], times[exact[0]])
-    return report
-
-
-def paired_ratio(seconds: Sequence[float], baseline: Sequence[float]) -> float:
-    """The median over rounds of ``seconds / baseline`` timed in the same round.
-
-    Runs of one round are seconds apart, so they share the machine's state;
-    on a machine whose speed drifts this is steadier than a ratio of medians.
-    """
-    return statistics.median(a / b for a, b in zip(seconds, baseline, strict=True))
-
-
-def _kernel_report(plan: _Plan) -> dict[str, Any]:
-    methods = _kernel_methods(plan.args.kernel_rows)
-    times, _ = time_interleaved(methods, plan.args.repeat)
-    return {m.name: _summary(m, times[m.name]) for m in methods}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; print the Markdown table and write the JSON (see ``--help``)."""
-    plan = _plan(argv)
-    datasets = [prepare_dataset(layout) for layout in plan.layouts]
-    if plan.args.rss_child:
-        (method,) = _setup(plan)[0]
-        print(json.dumps(_rss_child(method)))
-        return 0
-    methods, skipped = _setup(plan)
-    report = {"config": _config(plan), "environment": _environment(), "datasets": datasets}
-    report |= _time_methods(plan, methods) if methods else {"methods": {}, "checks": {}}
-    report["skipped"] = skipped
-    report["kernel"] = _kernel_report(plan) if plan.kernel else None
-    report["environment"]["load_average_after"] = os.getloadavg()
-    if not plan.args.no_rss:
-        for method in methods:
-            _log(f"peak RSS of {method.name} in a fresh process ...")
-            report["methods"][method.name]["rss"] = measure_rss(method.kind, method.layout)
-    print(markdown(report))
-    if plan.args.output:
-        _write_json(plan.args.output, report)
-    return 0
-
-
 def _config(plan: _Plan) -> dict[str, Any]:
     args = plan.args
     return {
         "rows": plan.layouts[0].rows,
+        "layouts": [layout.spec for layout in plan.layouts],
         "files": [layout.files for layout in plan.layouts],
+        "weightings": ["weighted" if w else "unweighted" for w in plan.weightings],
         "repeat": args.repeat,
-        "weighted": args.weighted,
-        "methods": plan.names + ([KERNEL] if plan.kernel else []),
+        "methods": plan.names,
         "kernel_rows": args.kernel_rows if plan.kernel else None,
-        "tiny_files": args.tiny_files,
+        "cold_start": args.cold_start,
+        "scale": args.scale,
+        "command": "python -m jobs.benchmark " + " ".join(sys.argv[1:]),
     }
+
+
+def _write_json(path: Path, report: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(path)
 
 
 def _log(message: str) -> None:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dask
+import dask.local
+import dask.threaded
 
 from daskloss.cache import (
     CacheOutcome,
@@ -47,6 +49,7 @@ from daskloss.sources.files import PartitionWindow
 from daskloss.sources.plan import FileEntry
 from daskloss.stats import ErrorStats, EvaluationStats, SliceStats
 from daskloss.worst import WorstRows
+from daskloss.warmup import warm_in_background
 
 __all__ = ["EvaluationResult", "SliceResult", "UnitResult", "evaluate"]
 
@@ -376,6 +379,9 @@ def evaluate(
                 "unset, or run without [cache]"
             )
         session = cache.session(spec, nan_policy, dataset_name(source))
+    here = _tasks_run_here()
+    if here:  # compile the kernel while the files are listed and planned
+        warm_in_background(weighted=spec.weight is not None)
     plan = plan_source(
         source,
         spec.value_columns,
@@ -386,6 +392,7 @@ def evaluate(
         window=None if window is None else PartitionWindow(*window),
         known=None if session is None else session.known,
         ids=shape.id_columns if shape.worst_k or losses is not None else (),
+        threads=None if here else _cluster_threads(),
     )
     target = None
     if losses is not None:
@@ -397,12 +404,14 @@ def evaluate(
             storage_options=losses_storage_options,
         )
         _check_output_names(plan, target)
+    traverse = plan.kind == "dask"  # only a Dask DataFrame's units hold collections
     if session is not None:
         lazy = tree_reduce(
             plan.units,
             functools.partial(file_statistics, spec=spec, nan_policy=nan_policy),
             merge_file_statistics,
             split_every=split_every,
+            traverse=traverse,
         )
     elif shape.active or target is not None:
         lazy = tree_reduce(
@@ -412,6 +421,7 @@ def evaluate(
             ),
             functools.partial(_merge_results, spec=spec),
             split_every=split_every,
+            traverse=traverse,
         )
     else:
         lazy = tree_reduce(
@@ -419,6 +429,7 @@ def evaluate(
             functools.partial(unit_statistics, spec=spec, nan_policy=nan_policy),
             functools.partial(_merge_all, spec=spec),
             split_every=split_every,
+            traverse=traverse,
         )
     _LOG.debug("computing the statistics of %d %s units", len(plan.units), plan.kind)
     started = time.perf_counter()
@@ -452,6 +463,22 @@ def evaluate(
     if target is not None:
         written = target.commit(computed.losses)
     return replace(EvaluationResult.of(evaluation, plan, outcome, shaped), losses=written)
+
+
+def _tasks_run_here() -> bool:
+    """Whether the active Dask scheduler runs tasks in this process (threads, or sync)."""
+    scheduler = dask.base.get_scheduler()
+    return scheduler is None or scheduler in (dask.threaded.get, dask.local.get_sync)
+
+
+def _cluster_threads() -> int | None:
+    """The worker threads of the default distributed Client's cluster, if there is one."""
+    try:
+        from distributed import default_client
+
+        return sum(default_client().nthreads().values())
+    except (ImportError, ValueError):  # no distributed, or no Client
+        return None
 
 
 def unit_statistics(unit: Unit, spec: EvaluationSpec, nan_policy: NanPolicy) -> EvaluationStats:

@@ -41,6 +41,7 @@ from daskloss.progress import track_progress
 from daskloss.report import build_report, check_output_path, write_document, write_report
 from daskloss.runs import RunInfo, inputs_section
 from daskloss.sources.plan import Plan
+from daskloss.warmup import warm_workers
 
 __all__ = ["merge_statistics", "report_statistics", "run_job"]
 
@@ -110,13 +111,17 @@ def run_job(
     window = settings.dataset.window
     evaluation = settings.evaluation
     histogram, worst_k = shape_defaults(evaluation.histogram, evaluation.worst_k, cache=cache)
+    weighted = settings.columns.weight is not None
     started = datetime.now(UTC)
     clock = time.perf_counter()
     with (
         connect(settings.cluster) as connection,
         track_progress(connection, interactive=interactive),
     ):
+        warming: list[Any] = []
         try:
+            if connection.client is not None:  # workers compile while the files are planned
+                warming = warm_workers(connection.client, weighted)
             result = evaluate(
                 settings.dataset.path,
                 settings.columns.y_true,
@@ -145,6 +150,9 @@ def run_job(
                 "dead worker are retried on others (distributed.scheduler.allowed-failures); "
                 "re-run the job once the cluster is healthy"
             ) from exc
+        finally:
+            for future in warming:
+                future.release()
     duration = time.perf_counter() - clock
     _LOG.info(
         "evaluated %d rows in %.2f s on %s", result.stats.count, duration, connection.scheduler

@@ -13,6 +13,7 @@ Exact merges make the result the same whatever the tree's shape.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -58,6 +59,7 @@ def tree_reduce(
     split_every: Any = None,
     name: str = "daskloss",
     token: str | None = None,
+    traverse: bool = True,
 ) -> Delayed:
     """The lazy merge of ``unit_result(unit)`` over every unit.
 
@@ -79,6 +81,11 @@ def tree_reduce(
         never share tasks; a token derived from the units and functions (see
         :func:`dask.base.tokenize`) gives equal calls the same keys, so that
         ``dask.compute`` of both runs the tree once.
+    traverse : bool
+        Whether units may hold Dask collections, which Dask finds by looking
+        through each unit's attributes. False hands each unit to its task as it
+        is: for units of many files that look cost ~20 us per file on the
+        client (2 s for 100,000 files), before any task could start.
 
     Examples
     --------
@@ -88,7 +95,7 @@ def tree_reduce(
     fan_in = check_split_every(split_every)
     token = token or uuid.uuid4().hex
     level = [
-        delayed(unit_result, pure=False)(unit, dask_key_name=(f"{name}-unit-{token}", index))
+        _unit_task(unit_result, unit, (f"{name}-unit-{token}", index), traverse)
         for index, unit in enumerate(units)
     ]
     if not level:
@@ -106,6 +113,13 @@ def tree_reduce(
         ]
         depth += 1
     return level[0]
+
+
+def _unit_task(unit_result: Callable[[Any], _T], unit: Any, key: Any, traverse: bool) -> Delayed:
+    """The task of one unit; unless ``traverse``, the unit is bound to the function, unseen."""
+    if traverse:
+        return delayed(unit_result, pure=False)(unit, dask_key_name=key)
+    return delayed(functools.partial(unit_result, unit), pure=False)(dask_key_name=key)
 
 
 def _merge_arguments(merge_all: Callable[[list[_T]], _T], *results: _T) -> _T:

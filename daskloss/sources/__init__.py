@@ -41,12 +41,13 @@ def plan_source(
     window: PartitionWindow | None = None,
     known: Known | None = None,
     ids: Sequence[str] = (),
+    threads: int | None = None,
 ) -> Plan:
     """Cut ``source`` into work units that read the numeric ``columns`` and the slice ``keys``.
 
     ``ids`` are id columns read too (any plain type), for the worst rows.
-    ``format``, ``storage_options``, ``read_roots``, ``window`` and ``known``
-    apply to files (see :func:`daskloss.sources.files.plan_files`).
+    ``format``, ``storage_options``, ``read_roots``, ``window``, ``known`` and
+    ``threads`` apply to files (see :func:`daskloss.sources.files.plan_files`).
 
     Raises
     ------
@@ -72,6 +73,7 @@ def plan_source(
             window=window,
             known=known,
             ids=ids,
+            threads=threads,
         )
     raise ConfigError(
         "source must be a path, glob or URL of Parquet/CSV files (or a list of them), a Dask "

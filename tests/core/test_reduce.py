@@ -37,3 +37,17 @@ def test_a_token_gives_equal_calls_equal_keys():
 def test_without_a_token_trees_never_share_keys():
     """By default every tree has keys of its own."""
     assert tree_reduce(range(3), int, sum).key != tree_reduce(range(3), int, sum).key
+
+
+def test_units_handed_over_as_they_are_merge_alike():
+    """traverse=False gives each task its unit untouched, Delayed attributes and all."""
+    units = [{"value": dask.delayed(x)} for x in range(5)]
+
+    def unit(u):
+        value = u["value"]
+        return [value if isinstance(value, int) else "unseen"]
+
+    seen = tree_reduce(units, unit, sum_lists, split_every=2).compute()
+    unseen = tree_reduce(units, unit, sum_lists, split_every=2, traverse=False).compute()
+    assert sorted(seen) == list(range(5))
+    assert unseen == ["unseen"] * 5

@@ -20,11 +20,15 @@ from daskloss.cluster import Connection, connect
 from daskloss.config import ClusterSettings
 from daskloss.progress import track_progress
 from tests.helpers import (
+    EXPECTED_WEIGHTED,
+    FRAME,
     free_port,
     job_config,
     run_cli,
     write_config,
+    write_parquet,
 )
+from tests.reference import assert_bit_identical
 
 
 def test_embedded_default_runs_on_threads():
@@ -295,3 +299,16 @@ def test_a_refused_port_is_reported_as_refused_at_once():
             pass
     assert time.monotonic() - started < 10 and "Timed out" not in str(caught.value)
     assert f"cannot connect to the Dask scheduler at {address}" in str(caught.value)
+
+
+@pytest.mark.cluster
+def test_units_follow_the_clusters_threads(scheduler_address, tmp_path, monkeypatch):
+    """On a cluster, evaluate() cuts small files into at least four units per worker thread."""
+    monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 1)
+    monkeypatch.setattr("daskloss.sources.files.MIN_UNIT_BYTES", 1)
+    write_parquet(tmp_path, FRAME, 40)
+    with Client(scheduler_address, timeout=30) as client:
+        threads = sum(client.nthreads().values())
+        result = daskloss.evaluate(tmp_path, weight="w")
+    assert result.npartitions >= min(40, 4 * threads)
+    assert_bit_identical(result.metrics, EXPECTED_WEIGHTED)

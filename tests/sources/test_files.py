@@ -429,3 +429,21 @@ def test_small_files_are_joined_by_decoded_size(tmp_path, monkeypatch):
     assert_bit_identical(
         daskloss.evaluate(tmp_path).metrics, reference_metrics(expected.y_true, expected.y_pred)
     )
+
+
+def test_a_cluster_gets_units_for_every_thread(tmp_path, monkeypatch):
+    """Given a cluster's thread count, small files make at least four units per thread."""
+    monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 1)
+    monkeypatch.setattr("daskloss.sources.files.MIN_UNIT_BYTES", 1)
+    write_parquet(tmp_path, FRAME, 40)
+    assert len(plan_files(tmp_path, ["y_true", "y_pred"]).units) == 1
+    assert len(plan_files(tmp_path, ["y_true", "y_pred"], threads=5).units) >= 20
+
+
+def test_units_keep_a_minimum_size_on_a_big_cluster(tmp_path, monkeypatch):
+    """Too few bytes for four units per thread: units stay at least MIN_UNIT_BYTES."""
+    monkeypatch.setattr("daskloss.sources.files.MIN_BATCHES", 1)
+    paths = write_parquet(tmp_path, FRAME, 40)
+    total = sum(path.stat().st_size for path in paths)
+    monkeypatch.setattr("daskloss.sources.files.MIN_UNIT_BYTES", total // 4)
+    assert 4 <= len(plan_files(tmp_path, ["y_true", "y_pred"], threads=1000).units) <= 5
