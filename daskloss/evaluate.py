@@ -48,8 +48,8 @@ from daskloss.sources import Plan, Source, SourceKind, Unit, plan_source
 from daskloss.sources.files import PartitionWindow
 from daskloss.sources.plan import FileEntry
 from daskloss.stats import ErrorStats, EvaluationStats, SliceStats
-from daskloss.worst import WorstRows
 from daskloss.warmup import warm_in_background
+from daskloss.worst import WorstRows
 
 __all__ = ["EvaluationResult", "SliceResult", "UnitResult", "evaluate"]
 
