@@ -23,17 +23,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench import (
-    DEFAULT_FILES,
-    DEFAULT_ROWS,
-    Layout,
-    Method,
-    data_rows,
-    default_path,
-    paired_ratio,
-    prepare_dataset,
-    time_interleaved,
-)
+from benchmarks.bench import DEFAULT_FILES, DEFAULT_ROWS
+from benchmarks.data import WEIGHT, Layout, data_rows, layout_directory, prepare_dataset
+from benchmarks.measure import paired_ratio, time_interleaved
+from benchmarks.methods import Method
 
 __all__ = ["OPTIONS", "main"]
 
@@ -46,14 +39,15 @@ OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def _run(layout: Layout, options: dict[str, Any]) -> Callable[[], Any]:
+def _run(layout: Layout, weighted: bool, options: dict[str, Any]) -> Callable[[], Any]:
     import dask
 
     import daskloss
 
     def run() -> Any:
         with dask.config.set(scheduler="threads"):
-            return daskloss.evaluate(str(layout.path), weight=layout.weight, **options).metrics
+            weight = WEIGHT if weighted else None
+            return daskloss.evaluate(layout.glob(), weight=weight, **options).metrics
 
     return run
 
@@ -123,17 +117,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=DEFAULT_FILES)
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds (default 5)")
     parser.add_argument("--weighted", action="store_true", help="with a weight column")
-    parser.add_argument("--data", type=Path, help="dataset directory (see jobs.benchmark)")
+    parser.add_argument(
+        "--data", type=Path, help="directory of the datasets (see jobs.benchmark --data)"
+    )
     parser.add_argument("--memory-rows", type=int, default=10_000_000, help="in-memory rows")
     parser.add_argument("--output", type=Path, help="write the JSON results here")
     args = parser.parse_args(argv)
-    path = args.data or default_path(args.rows, args.files, args.weighted)
-    layout = Layout(path, args.rows, args.files, args.weighted)
-    dataset = prepare_dataset(layout)
+    probe = Layout(Path(), args.rows, args.files)
+    layout = Layout(layout_directory(probe, args.data), args.rows, args.files)
+    dataset = prepare_dataset(layout, log=_log)
     methods = [
-        Method(name, name, layout, args.rows, _run(layout, o)) for name, o in OPTIONS.items()
+        Method(name, name, layout, args.weighted, args.rows, _run(layout, args.weighted, o))
+        for name, o in OPTIONS.items()
     ]
-    times, results = time_interleaved(methods, args.repeat)
+    times, _, results = time_interleaved(methods, args.repeat, log=_log)
     plain = times["plain"]
     report: dict[str, Any] = {"dataset": dataset, "repeat": args.repeat, "runs": {}}
     for name in OPTIONS:
@@ -170,6 +167,10 @@ def _markdown(report: dict[str, Any], args: argparse.Namespace) -> str:
     for name, value in report["in_memory_ns_per_row"].items():
         lines.append(f"| {name} | {value:.2f} |")
     return "\n".join(lines)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.bench import Method, Skip, paired_ratio, time_interleaved
+from benchmarks.measure import paired_ratio, time_interleaved
+from benchmarks.methods import Method, Skip
 
 __all__ = ["main", "prepare"]
 
@@ -85,10 +86,10 @@ def _methods(path: Path) -> list[Method]:
         "two models": run(y_pred=list(PREDICTIONS)),
         "two models, sliced": run(y_pred=list(PREDICTIONS), group_by=KEY),
     }
-    methods = [Method(name, name, None, 0, method) for name, method in runs.items()]
+    methods = [Method(name, name, None, False, 0, method) for name, method in runs.items()]
     for name, factory in (("duckdb", _duckdb), ("polars", _polars)):
         try:
-            methods.append(Method(name, f"{name} GROUP BY", None, 0, factory(path)))
+            methods.append(Method(name, f"{name} GROUP BY", None, False, 0, factory(path)))
         except Skip:
             pass
     return methods
@@ -152,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = args.data / f"{args.rows}-{args.files}-{args.slices}"
     prepare(path, args.rows, args.files, args.slices)
     methods = _methods(path)
-    times, results = time_interleaved(methods, args.repeat)
+    times, _, results = time_interleaved(methods, args.repeat, log=_log)
     reference = times["unsliced"]
     report: dict[str, Any] = {"rows": args.rows, "files": args.files, "slices": args.slices}
     report["methods"] = {
@@ -200,6 +201,10 @@ def _table(report: dict[str, Any]) -> str:
             f"{many['peak_rss_mib']:.0f} MiB"
         )
     return "\n".join(lines)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
