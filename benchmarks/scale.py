@@ -61,12 +61,12 @@ def planning(layout: Layout, repeat: int = 3) -> dict[str, Any]:
     """List and plan ``layout``'s files as evaluate() does, build the graph; reads counted."""
     from daskloss.evaluate import unit_statistics
     from daskloss.reduce import DEFAULT_SPLIT_EVERY, tree_reduce
-    from daskloss.roles import Roles
+    from daskloss.roles import EvaluationSpec
     from daskloss.sources import plan_source
     from daskloss.sources.reader import FileReader
-    from daskloss.stats import ErrorStats
+    from daskloss.stats import EvaluationStats
 
-    roles = Roles(TARGET, PREDICTION, None)
+    spec = EvaluationSpec.of(TARGET, PREDICTION)
     plan_times, graph_times = [], []
     with (
         mock.patch.object(FileReader, "footer", autospec=True, side_effect=FileReader.footer) as f,
@@ -74,13 +74,13 @@ def planning(layout: Layout, repeat: int = 3) -> dict[str, Any]:
     ):
         for _ in range(repeat):
             start = time.perf_counter()
-            plan = plan_source(str(layout.path), roles.columns)
+            plan = plan_source(str(layout.path), spec.value_columns)
             plan_times.append(time.perf_counter() - start)
             start = time.perf_counter()
             graph = tree_reduce(
                 plan.units,
-                functools.partial(unit_statistics, roles=roles, nan_policy="error"),
-                ErrorStats.merge_all,
+                functools.partial(unit_statistics, spec=spec, nan_policy="error"),
+                EvaluationStats.merge_all,
                 traverse=False,
             )
             graph_times.append(time.perf_counter() - start)
@@ -138,14 +138,14 @@ def scheduler_overhead(tasks: int = OVERHEAD_TASKS, repeat: int = 3) -> dict[str
 def bytes_per_task(layout: Layout) -> dict[str, Any]:
     """Pickled bytes of a unit (sent to run it) and of its statistics (sent up the tree)."""
     from daskloss.evaluate import unit_statistics
-    from daskloss.roles import Roles
+    from daskloss.roles import EvaluationSpec
     from daskloss.sources import plan_source
 
     found: dict[str, Any] = {}
     for weighted in (False, True):
-        roles = Roles(TARGET, PREDICTION, WEIGHT if weighted else None)
-        plan = plan_source(str(layout.path), roles.columns)
-        stats = unit_statistics(plan.units[0], roles, "error")
+        spec = EvaluationSpec.of(TARGET, PREDICTION, WEIGHT if weighted else None)
+        plan = plan_source(str(layout.path), spec.value_columns)
+        stats = unit_statistics(plan.units[0], spec, "error")
         kind = "weighted" if weighted else "unweighted"
         found[f"statistics_bytes_{kind}"] = len(pickle.dumps(stats))
         found["unit_bytes"] = len(pickle.dumps(plan.units[0]))

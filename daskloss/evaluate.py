@@ -434,6 +434,8 @@ def evaluate(
     _LOG.debug("computing the statistics of %d %s units", len(plan.units), plan.kind)
     started = time.perf_counter()
     try:
+        if target is not None:
+            target.open()
         (computed,) = dask.compute(lazy)
     except BaseException:
         if target is not None:

@@ -15,9 +15,13 @@ succeeded does :meth:`LossesTarget.commit` write the manifest
 (``_daskloss_losses.json``) and, for a local directory, rename the staging
 directory into place (an existing losses directory is renamed away first and
 then deleted); on any failure :meth:`LossesTarget.abort` deletes the staging
-directory. On an object store, where there is no rename of a directory, the
-files are moved into place one by one and the manifest is written last:
-readers should wait for it. A target that exists must be a directory this
+directory. Tasks of a failed run may still be running when it is aborted (a
+scheduler reports the first error without waiting for the rest): the staging
+directory holds a marker (``_daskloss_staging``) from :meth:`LossesTarget.open`
+until the run ends, and a writer starts or completes a file only while the
+marker is there, so a late task leaves nothing behind. On an object store,
+where there is no rename of a directory, the files are moved into place one
+by one and the manifest is written last: readers should wait for it. A target that exists must be a directory this
 module wrote (it holds the manifest) or an empty one: anything else is
 refused before any work, as are targets the dataset's next listing would
 read as data.
@@ -41,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from daskloss.chunks import Chunk
-from daskloss.errors import ConfigError
+from daskloss.errors import ConfigError, DataError
 from daskloss.policy import file_kind, redact_url
 from daskloss.roles import EvaluationSpec
 
@@ -49,6 +53,8 @@ __all__ = ["MANIFEST", "LossesTarget", "LossesWriter", "check_losses_path", "los
 
 #: The manifest a committed losses directory holds (written last).
 MANIFEST = "_daskloss_losses.json"
+#: In the staging directory while the run that owns it is live.
+STAGING_MARKER = "_daskloss_staging"
 _SUFFIXES = (".parquet", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".csv")
 _LOSSES = ("error", "squared_error", "abs_error")
 
@@ -173,6 +179,12 @@ class LossesTarget:
         fs, target = fsspec.core.url_to_fs(self.path, **dict(self.storage_options))
         return fs, target, fsspec.core.url_to_fs(self.staging, **dict(self.storage_options))[1]
 
+    def open(self) -> None:
+        """Create the staging directory and its marker: writers may write from now on."""
+        fs, _, staging = self.filesystem()
+        fs.makedirs(staging, exist_ok=True)
+        fs.pipe_file(f"{staging}/{STAGING_MARKER}", b"")
+
     def writer(self, names: Mapping[str, str]) -> LossesWriter:
         """A writer of one unit's rows; ``names`` maps each origin to its output file's name."""
         return LossesWriter(self, names)
@@ -200,7 +212,7 @@ class LossesTarget:
             "rows": sum(rows for _, rows in files),
             "columns": [*self.ids, *(name for _, _, name in self.columns)],
         }
-        fs.makedirs(staging, exist_ok=True)
+        fs.rm(f"{staging}/{STAGING_MARKER}")
         text = json.dumps({**manifest, "written": files}, indent=1) + "\n"
         if _local(fs):
             with open(os.path.join(staging, MANIFEST), "w", encoding="utf-8") as stream:
@@ -219,6 +231,8 @@ class LossesTarget:
         """Delete the staging directory and what it holds (a failed run leaves nothing)."""
         try:
             fs, _, staging = self.filesystem()
+            if fs.exists(f"{staging}/{STAGING_MARKER}"):
+                fs.rm(f"{staging}/{STAGING_MARKER}")
             if _local(fs):
                 shutil.rmtree(staging, ignore_errors=True)
             elif fs.exists(staging):
@@ -239,6 +253,7 @@ class LossesWriter:
         self.names = names
         self.written: list[tuple[str, int]] = []
         self._fs, _, self._staging = target.filesystem()
+        self._marker = f"{self._staging}/{STAGING_MARKER}"
         self._current: tuple[str, str, Any, Any, int] | None = None
 
     def add(self, chunk: Chunk, spec: EvaluationSpec) -> None:
@@ -283,6 +298,7 @@ class LossesWriter:
             name = self.names.get(where) or f"part-{len(self.written):05d}.parquet"
             final = f"{self._staging}/{name}"
             parent = posixpath.dirname(final)
+            self._check_live()
             self._fs.makedirs(parent, exist_ok=True)
             temporary = f"{parent}/.{posixpath.basename(final)}.{secrets.token_hex(6)}.tmp"
             handle = self._fs.open(temporary, "wb")
@@ -302,6 +318,14 @@ class LossesWriter:
         name = self.names.get(where) or f"part-{len(self.written):05d}.parquet"
         self._fs.mv(temporary, f"{self._staging}/{name}")
         self.written.append((name, rows))
+        if not self._fs.exists(self._marker):  # the run was aborted meanwhile
+            self._fs.rm(self._staging, recursive=True)
+            self._check_live()
+
+    def _check_live(self) -> None:
+        """Stop a task whose run has ended (aborted: the staging directory is gone)."""
+        if not self._fs.exists(self._marker):
+            raise DataError(f"the per-row losses of {self.target.path} were aborted")
 
 
 def _loss(loss: str, d: np.ndarray) -> np.ndarray:

@@ -31,7 +31,15 @@ def _config(tmp_path: Path, data: Path, **sections) -> Path:
         data,
         tmp_path / "report.json",
         columns={"y_pred": ["y_pred", "y_old"], "weight": "w"},
-        evaluation={"group_by": ["segment", "day"], "baseline": "y_old", "min_slice_count": 40},
+        # Statistics (artifacts, the cache) hold no residuals: the runs compared with
+        # them go without the histogram and the worst rows.
+        evaluation={
+            "group_by": ["segment", "day"],
+            "baseline": "y_old",
+            "min_slice_count": 40,
+            "histogram": False,
+            "worst_k": 0,
+        },
     )
     for name, table in sections.items():
         config[name] = {**config.get(name, {}), **table}
@@ -79,6 +87,27 @@ def test_merged_statistics_report_equals_one_run_over_the_union(tmp_path, capsys
     assert from_statistics["comparisons"] and from_statistics["other_slices"]
     assert from_statistics["inputs"]["digest"] == union["inputs"]["digest"]
     assert from_statistics["inputs"]["files"] == union["dataset"]["files"] == 8
+
+
+def test_cache_turns_the_residuals_off_by_default_and_refuses_them_if_asked(tmp_path, capsys):
+    """With [cache] the histogram and worst rows are off by default; asked for, exit 2."""
+    data = _days(tmp_path / "data", [1, 2])
+    config = job_config(
+        data,
+        tmp_path / "report.json",
+        columns={"y_pred": "y_pred", "weight": "w"},
+        cache={"path": str(tmp_path / "cache")},
+    )
+    path = write_config(tmp_path / "job.toml", config)
+    code, report, err = _evaluate(capsys, path)
+    assert code == 0, err
+    assert report["worst"] is None and report["quantiles"] is None
+    assert report["intervals"]["mse"]["stderr"] > 0
+    for setting in ("evaluation.histogram=true", "evaluation.worst_k=3"):
+        code, _, err = _evaluate(capsys, path, "--set", setting)
+        assert code == 2 and "a cache keeps each file's statistics, not its residuals" in err
+    code, report, err = _evaluate(capsys, path, "--set", "cache.path=")
+    assert code == 0 and len(report["worst"]) == 10 and report["quantiles"]["abs_error"]
 
 
 def test_merge_refuses_artifacts_of_other_evaluations_with_exit_3(tmp_path, capsys):
