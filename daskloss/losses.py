@@ -21,10 +21,10 @@ directory holds a marker (``_daskloss_staging``) from :meth:`LossesTarget.open`
 until the run ends, and a writer starts or completes a file only while the
 marker is there, so a late task leaves nothing behind. On an object store,
 where there is no rename of a directory, the files are moved into place one
-by one and the manifest is written last: readers should wait for it. A target that exists must be a directory this
-module wrote (it holds the manifest) or an empty one: anything else is
-refused before any work, as are targets the dataset's next listing would
-read as data.
+by one and the manifest is written last: readers should wait for it. A
+target that exists must be a directory this module wrote (it holds the
+manifest) or an empty one: anything else is refused before any work, as are
+targets the dataset's next listing would read as data.
 """
 
 from __future__ import annotations
