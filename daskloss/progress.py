@@ -28,6 +28,7 @@ import dask
 from dask.callbacks import Callback
 from dask.diagnostics import ProgressBar
 from distributed import Client, futures_of, wait
+from distributed.comm import CommClosedError
 from distributed.diagnostics.progressbar import ProgressBar as ClusterProgress
 from distributed.utils_comm import pack_data
 
@@ -182,6 +183,13 @@ class _TrackedGet:
                 callback_timeout=connection.answer_timeout,
             )
         except Exception as exc:  # TimeoutError, or the connection lost
+            if isinstance(exc, CommClosedError | ConnectionError):  # refused: it is gone
+                return (
+                    f"lost the Dask cluster ({connection.scheduler}) during the run: no task "
+                    f"finished in {setting} and the scheduler's connection is closed "
+                    f"({type(exc).__name__}); no report was written: re-run the job once the "
+                    "cluster is healthy"
+                )
             return (
                 f"no task finished in {setting} and the Dask scheduler at {connection.scheduler} "
                 f"did not answer within {connection.answer_timeout:g} s "
