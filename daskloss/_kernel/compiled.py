@@ -994,6 +994,7 @@ def _moments_rows(y_true, preds, weight, pairs, sink):
 # --- Moments by window limbs -------------------------------------------------------------------
 
 _NO_FOURTEEN = (_U0,) * 14
+_NO_ELEVEN = (_U0,) * 11
 
 
 @njit(inline="always")
@@ -1020,6 +1021,29 @@ def _diagonals_6x6(e, f):
         e3 * f5 + e4 * f4 + e5 * f3,
         e4 * f5 + e5 * f4,
         e5 * f5,
+    )
+
+
+@njit(inline="always")
+def _square_diagonals_6(e):
+    """The eleven diagonals of the square of a 6-limb number: 21 products, not 36.
+
+    Each diagonal is at most six products below ``2**52`` (cross products
+    counted twice), as in :func:`_diagonals_6x6`.
+    """
+    e0, e1, e2, e3, e4, e5 = e
+    return (
+        e0 * e0,
+        (e0 * e1) << _U1,
+        ((e0 * e2) << _U1) + e1 * e1,
+        (e0 * e3 + e1 * e2) << _U1,
+        ((e0 * e4 + e1 * e3) << _U1) + e2 * e2,
+        (e0 * e5 + e1 * e4 + e2 * e3) << _U1,
+        ((e1 * e5 + e2 * e4) << _U1) + e3 * e3,
+        (e2 * e5 + e3 * e4) << _U1,
+        ((e3 * e5) << _U1) + e4 * e4,
+        (e4 * e5) << _U1,
+        e5 * e5,
     )
 
 
@@ -1127,7 +1151,6 @@ def _moments_windows(y_true, preds, weight, pairs, sink):
     npreds = preds.shape[0]
     weighted = weight.size != 0
     masks = np.empty(WEIGHTED_STRETCH_ROWS, np.uint64)
-    ones = (_U1, _U0, _U0)
     for start in range(0, n, WEIGHTED_STRETCH_ROWS):
         stop = min(start + WEIGHTED_STRETCH_ROWS, n)
         tops = _kept_masks(y_true, preds, weight, start, stop, masks)
@@ -1140,16 +1163,28 @@ def _moments_windows(y_true, preds, weight, pairs, sink):
             ud = _base_unit(bases[1 + j])
             sums = _NO_FOURTEEN
             outside = _U0
-            for i in range(start, stop):
-                keep = masks[i - start]
-                d, d_out = _limbs(preds[j, i] - y_true[i], bases[1 + j])
-                w, w_out = _limbs(weight[i], bases[0]) if weighted else (ones, _U0)
-                out = (d_out | w_out) & keep & _U1
-                keep &= out - _U1
-                square = _square_six_limbs(d)
-                fourth = _twelve_limbs(_diagonals_6x6(square, square))
-                sums = _add_masked14(sums, _diagonals_3x12(w, fourth), keep)
-                outside += out
+            if weighted:
+                for i in range(start, stop):
+                    keep = masks[i - start]
+                    d, d_out = _limbs(preds[j, i] - y_true[i], bases[1 + j])
+                    w, w_out = _limbs(weight[i], bases[0])
+                    out = (d_out | w_out) & keep & _U1
+                    keep &= out - _U1
+                    square = _square_six_limbs(d)
+                    fourth = _twelve_limbs(_diagonals_6x6(square, square))
+                    sums = _add_masked14(sums, _diagonals_3x12(w, fourth), keep)
+                    outside += out
+            else:  # a weight of one: the diagonals of d**2 * d**2, each below 6 * 2**52
+                diagonals = _NO_ELEVEN
+                for i in range(start, stop):
+                    keep = masks[i - start]
+                    d, d_out = _limbs(preds[j, i] - y_true[i], bases[1 + j])
+                    out = d_out & keep & _U1
+                    keep &= out - _U1
+                    square = _square_six_limbs(d)
+                    diagonals = _add_masked11(diagonals, _square_diagonals_6(square), keep)
+                    outside += out
+                sums = diagonals + (_U0, _U0, _U0)  # noqa: RUF005 (numba: no star in tuples)
             for m in range(14):
                 add_mantissa(sink, 1 + j, uw + 4 * ud + 26 * m, sums[m])
             if outside:
@@ -1249,6 +1284,24 @@ def _pair_window(y_true, preds, weight, start, stop, masks, bases, pair, uw, k, 
                 or _limbs(preds[b, i] - y, bases[1 + b])[1]
             ):
                 _pair_row(sink, k, preds[a, i] - y, preds[b, i] - y, w)
+
+
+@njit(inline="always")
+def _add_masked11(sums, terms, mask):
+    """Add the eleven terms selected by ``mask`` (all ones or zero) to eleven sums."""
+    return (
+        sums[0] + (terms[0] & mask),
+        sums[1] + (terms[1] & mask),
+        sums[2] + (terms[2] & mask),
+        sums[3] + (terms[3] & mask),
+        sums[4] + (terms[4] & mask),
+        sums[5] + (terms[5] & mask),
+        sums[6] + (terms[6] & mask),
+        sums[7] + (terms[7] & mask),
+        sums[8] + (terms[8] & mask),
+        sums[9] + (terms[9] & mask),
+        sums[10] + (terms[10] & mask),
+    )
 
 
 @njit(inline="always")

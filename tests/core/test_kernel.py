@@ -106,6 +106,12 @@ def _cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     bad_true = y.copy()
     bad_true[STRETCH_ROWS + 9] = -np.inf
     cases["non-finite stretch"] = (bad_true, bad_pred)
+
+    # every residual with all 53 mantissa bits set, at the top of its window: the largest
+    # limbs, so the per-stretch sums of limb products come closest to 2**64
+    full = np.full(ROWS, (2.0 - 2.0**-52) * 2.0**40)
+    full[::7] *= -1.0
+    cases["all mantissa bits"] = (np.zeros(ROWS), full)
     return cases
 
 
@@ -260,7 +266,8 @@ def _moment_reference(y_true, preds, weight, codes, groups):
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize(
-    "name", ["narrow", "wide", "huge range", "zero residuals", "non-finite stretch"]
+    "name",
+    ["narrow", "wide", "huge range", "zero residuals", "non-finite stretch", "all mantissa bits"],
 )
 def test_moments_by_windows_are_exact(name, weighted):
     """Moments summed by window limbs equal Fraction sums and the row path, group by group."""
