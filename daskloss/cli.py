@@ -82,7 +82,8 @@ relative local paths are resolved against the current directory.
 output: the JSON report (--format json, the default), the summary table
 (--format table) or the report's path (--format path, one line, for the next
 task of a pipeline) on stdout; the table on stderr otherwise.
-output.path and output.stats may hold {{date}} and {{run_id}}: --run-date
+output.path, output.stats, output.html and output.losses may hold {{date}} and
+{{run_id}}: --run-date
 (YYYY-MM-DD, default today in UTC) and --run-id (default the start time).
 
 exit codes:
@@ -385,14 +386,17 @@ def _add_make_sample(commands: argparse._SubParsersAction, common: argparse.Argu
         help="write a sample partitioned Parquet dataset of predictions",
         description="Write a deterministic sample dataset of regression predictions to DIR: "
         "Parquet files of unequal sizes with columns id, segment, y_true, y_pred (with noise "
-        "and outliers) and weight. DIR is created; it may only hold earlier sample files.",
+        "and outliers), y_pred_baseline (an older model) and weight. DIR is created; it may "
+        "only hold earlier sample files.",
     )
     sample.add_argument("directory", metavar="DIR", help="where to write the files")
     sample.add_argument(
         "--rows", type=_positive, default=1_000_000, help="total rows (default 1000000)"
     )
     sample.add_argument("--files", type=_positive, default=8, help="number of files (default 8)")
-    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument(
+        "--seed", type=_natural, default=0, help="random seed, an integer >= 0 (default 0)"
+    )
     sample.set_defaults(run=_make_sample)
 
 
@@ -404,7 +408,7 @@ def _add_warmup(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         description="Compile the exact kernel (or load it, if cached) and leave it in numba's "
         "on-disk cache: NUMBA_CACHE_DIR when set, else next to the installed package (or the "
         "user's cache directory when that is read-only). A process that finds the cache loads "
-        "the kernel in a fraction of a second instead of compiling it for several seconds. Run "
+        "the kernel in a fraction of a second instead of compiling it (about 20 s). Run "
         "it where daskloss is installed, such as in a container image or the image of a "
         "cluster's workers, with the NUMBA_CACHE_DIR the runs will have.",
     )
@@ -418,12 +422,20 @@ def _add_warmup(commands: argparse._SubParsersAction, common: argparse.ArgumentP
 
 
 def _positive(text: str) -> int:
+    return _integer_at_least(text, 1, "a positive integer")
+
+
+def _natural(text: str) -> int:
+    return _integer_at_least(text, 0, "an integer >= 0")
+
+
+def _integer_at_least(text: str, least: int, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 

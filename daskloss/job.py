@@ -203,11 +203,12 @@ def merge_statistics(
         column roles, slices, baselines or NaN policies differ, or two hold
         the same file.
     """
-    target = (run or RunInfo.of()).expand(output, "--output")
+    target = _local_absolute((run or RunInfo.of()).expand(output, "--output"))
     check_output_path(target, what="statistics")
     merged = StatisticsArtifact.merge_all(
         [read_artifact(path) for path in paths], [redact_url(path) for path in paths]
     )
+    _check_outside_datasets(target, merged, "statistics")
     write_artifact(merged, target)
     _LOG.info("merged %d statistics into %s", len(paths), redact_url(target))
     return merged
@@ -231,11 +232,13 @@ def report_statistics(
         ``output`` cannot be written.
     """
     run = run or RunInfo.of()
-    target = None if output is None else run.expand(output, "--output")
+    target = None if output is None else _local_absolute(run.expand(output, "--output"))
     if target is not None:
         check_output_path(target)
     started, clock = datetime.now(UTC), time.perf_counter()
     artifact = read_artifact(path)
+    if target is not None:
+        _check_outside_datasets(target, artifact, "report")
     settings = _artifact_settings(artifact, target)
     baselines = load_baselines(settings.gates, None, ReadRoots.from_environ())
     plan = Plan(units=(), kind="files", format=artifact.format, listing=artifact.files)
@@ -255,6 +258,17 @@ def report_statistics(
     if target is not None:
         write_report(report, target)
     return report
+
+
+def _local_absolute(path: str) -> str:
+    """A local path made absolute (as the config's paths are); a URL unchanged."""
+    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+
+
+def _check_outside_datasets(target: str, artifact: StatisticsArtifact, what: str) -> None:
+    """Refuse to write where the datasets the artifact covers would list it as data."""
+    for dataset in artifact.datasets:
+        check_output_path(target, dataset, what=what)
 
 
 def shape_defaults(
@@ -333,7 +347,8 @@ def _artifact_settings(artifact: StatisticsArtifact, output: str | None) -> Sett
     stored: dict[str, Any] = {
         name: dict(table) for name, table in saved.items() if isinstance(table, Mapping)
     }
-    stored["columns"] = {"y_true": spec.y_true, "y_pred": list(spec.y_pred), "weight": spec.weight}
+    y_pred = spec.y_pred[0] if len(spec.y_pred) == 1 else list(spec.y_pred)
+    stored["columns"] = {"y_true": spec.y_true, "y_pred": y_pred, "weight": spec.weight}
     stored["evaluation"] = {
         **stored.get("evaluation", {}),
         "group_by": list(spec.group_by) or None,
@@ -342,7 +357,11 @@ def _artifact_settings(artifact: StatisticsArtifact, output: str | None) -> Sett
     }
     datasets = ", ".join(artifact.datasets) or "(statistics)"
     stored["dataset"] = {"path": datasets}
-    stored["output"] = {**stored.get("output", {}), "path": output, "stats": None}
+    stored["output"] = {
+        **stored.get("output", {}),
+        "path": output,
+        **dict.fromkeys(("stats", "html", "losses")),
+    }
     stored["gates"] = list(saved.get("gates") or [])
     stored.pop("cache", None)
     settings = parse_settings(stored, source="the statistics' settings")

@@ -19,6 +19,7 @@ from daskloss.errors import ConfigError
 
 __all__ = [
     "FILE_FORMATS",
+    "MAX_WORST_K",
     "METRIC_NAMES",
     "MULTIOUTPUT_OPTIONS",
     "NAN_POLICIES",
@@ -27,6 +28,10 @@ __all__ = [
     "NanPolicy",
     "check_choice",
 ]
+
+#: The most worst rows a report lists per prediction and slice (``worst_k``): their heaps
+#: are allocated up front, and the per-row losses hold every row.
+MAX_WORST_K = 10_000
 
 NanPolicy = Literal["error", "skip"]
 #: What to do with rows holding NaN or infinity: fail, or leave them out and count them.

@@ -1,9 +1,10 @@
 """A scheduled run: its date and id, the output paths they name, and what it read.
 
 An orchestrator runs the job once per interval and wants each run's outputs
-in a place of their own: ``output.path`` and ``output.stats`` may hold
-``{date}`` (the run's date, ``YYYY-MM-DD``) and ``{run_id}``, expanded when the
-job starts (``{{`` and ``}}`` stand for literal braces). Both come from the
+in a place of their own: ``output.path``, ``output.stats``, ``output.html``
+and ``output.losses`` may hold ``{date}`` (the run's date, ``YYYY-MM-DD``) and
+``{run_id}``, expanded when the job starts (``{{`` and ``}}`` stand for
+literal braces). Both come from the
 command line (``--run-date``, ``--run-id``: pass the orchestrator's logical
 date and run id, so that a retried run writes to the same place); by default
 the date is today's in UTC and the id the start time, ``20260131T120000Z``.

@@ -23,6 +23,7 @@ from daskloss.distribution import Histogram, histogram_from_dense
 from daskloss.errors import ConfigError
 from daskloss.exact import FRACTION_BITS
 from daskloss.keys import SliceKeys
+from daskloss.names import MAX_WORST_K
 from daskloss.roles import EvaluationSpec
 from daskloss.worst import WORST_FIELDS, WorstRows, candidate_table
 
@@ -75,6 +76,11 @@ class ShapeSpec:
         """
         if isinstance(worst_k, bool) or not isinstance(worst_k, int) or worst_k < 0:
             raise ConfigError(f"worst_k must be an integer >= 0; got {worst_k!r}")
+        if worst_k > MAX_WORST_K:
+            raise ConfigError(
+                f"worst_k = {worst_k} is more rows than a report should list (at most "
+                f"{MAX_WORST_K:,}); write the per-row losses (output.losses) to see them all"
+            )
         names = (id_columns,) if isinstance(id_columns, str) else tuple(id_columns or ())
         for name in names:
             if not isinstance(name, str) or not name:
@@ -84,8 +90,9 @@ class ShapeSpec:
         reserved = sorted(set(names) & {*WORST_FIELDS, "weight"})
         if reserved:
             raise ConfigError(
-                f"id column(s) {reserved} would clash with the worst rows' fields "
-                f"{[*WORST_FIELDS, 'weight']}; the target and predictions are shown already"
+                f"id_columns {reserved} take the name of a field of the worst rows "
+                f"({', '.join([*WORST_FIELDS, 'weight'])}); choose other evaluation.id_columns "
+                "(the target and predictions are shown already)"
             )
         return cls(bool(histogram), worst_k, names)
 

@@ -1,11 +1,11 @@
 """Compiling the exact kernel before rows reach it, so that no evaluation waits for numba.
 
-numba compiles the kernel the first time it runs in a process (about 6 s for
-the unweighted kernel and 5 s for the weighted one on two cores, more under
-load) and caches the machine code on disk: in ``NUMBA_CACHE_DIR`` when it is
-set, else next to the installed package when that is writable, else in the
+numba compiles the kernel the first time it runs in a process (about 18 s
+for the unweighted kernel and 5 s more for the weighted one on two cores, more
+under load) and caches the machine code on disk: in ``NUMBA_CACHE_DIR`` when it
+is set, else next to the installed package when that is writable, else in the
 user's cache directory. A later process that finds the cache loads it in about
-0.2 s. Three things keep the compile off an evaluation's path:
+0.2 s. Four things keep the compile off an evaluation's path:
 
 * ``daskloss warmup`` (:func:`warm_kernel`) compiles both kernels into the
   cache. Run it where daskloss is installed (a container image, the image of
@@ -136,7 +136,7 @@ def dask_setup(worker: Any) -> None:
     Used as ``dask worker --preload daskloss.warmup`` (or the config key
     ``distributed.worker.preload``). The worker connects once the kernels are
     loaded from numba's cache (about 0.2 s) or, on a cold cache, compiled
-    (about 10 s, once): never while it runs tasks, whose threads would then
+    (about 20 s, once): never while it runs tasks, whose threads would then
     wait for the compile and the worker's own threads for the interpreter.
     """
     seconds = warm_kernel()

@@ -62,13 +62,14 @@ A job config is a TOML file with these tables (only ``[dataset]`` and
 
 Also ``dataset.window = {partition = "day", last = 7}`` (the files of the last
 7 ``day=`` directories) and ``output.stats`` (where to write the statistics
-artifact). ``output.path`` and ``output.stats`` may hold ``{date}`` and
-``{run_id}``, expanded when the job runs (see :mod:`daskloss.runs`).
+artifact). ``output.path``, ``output.stats``, ``output.html`` and
+``output.losses`` may hold ``{date}`` and ``{run_id}``, expanded when the job
+runs (see :mod:`daskloss.runs`).
 
 Every value is checked up front, before any data is read: an unknown key, a
 wrong type or a missing required key is a one-line :class:`ConfigError`
-naming the key and where the value came from. An optional key set to ``""``
-counts as unset, so ``--set columns.weight=`` removes a weight column. TOML
+naming the key and where the value came from. A key whose default is none,
+set to ``""``, counts as unset, so ``--set columns.weight=`` removes a weight column. TOML
 has no tags or code of any kind, so a config can only ever hold data.
 
 Relative local paths (``dataset.path``, ``output.path``, ``output.stats``,
@@ -94,7 +95,7 @@ from typing import Any
 
 from daskloss.errors import ConfigError
 from daskloss.formulas import COMPARED_METRICS
-from daskloss.names import FILE_FORMATS, METRIC_NAMES, NAN_POLICIES
+from daskloss.names import FILE_FORMATS, MAX_WORST_K, METRIC_NAMES, NAN_POLICIES
 from daskloss.policy import (
     SchedulerAddressError,
     check_scheduler_address,
@@ -357,7 +358,7 @@ class EvaluationSettings:
     baseline: str | None = _setting(_text, default=None)
     intervals: bool = _setting(_boolean, default=True)
     histogram: bool | None = _setting(_boolean, default=None)
-    worst_k: int | None = _setting(_integer(0), default=None)
+    worst_k: int | None = _setting(_integer(0, MAX_WORST_K), default=None)
     id_columns: tuple[str, ...] | None = _setting(_column_list, default=None)
 
 

@@ -301,6 +301,21 @@ def test_make_sample_rejects_zero_rows(tmp_path, capsys):
     assert run_cli(["make-sample", str(tmp_path), "--rows", "0"], capsys).code == 2
 
 
+def test_make_sample_rejects_a_negative_seed(tmp_path, capsys):
+    """--seed must be an integer >= 0: a usage error (exit 2), not a runtime failure."""
+    run = run_cli(["make-sample", str(tmp_path / "s"), "--seed", "-1"], capsys)
+    assert run.code == 2 and "--seed: expected an integer >= 0" in run.err
+
+
+def test_too_many_worst_rows_is_a_config_error(sample, tmp_path, capsys):
+    """A huge worst_k is refused before any work (exit 2), in the job and the library."""
+    config = write_config(tmp_path / "job.toml", job_config(sample, tmp_path / "r.json"))
+    run = run_cli(["evaluate", str(config), "--set", "evaluation.worst_k=1000000000000"], capsys)
+    assert run.code == 2 and "evaluation.worst_k" in run.err and "10000" in run.err
+    with pytest.raises(daskloss.ConfigError, match="at most 10,000"):
+        daskloss.evaluate(str(sample), worst_k=10_001)
+
+
 @pytest.mark.s3
 def test_credentials_never_reach_the_report_or_logs(sample, s3_bucket, tmp_path, capsys):
     """Storage-option secrets appear in neither the report nor the -vv logs."""

@@ -110,6 +110,27 @@ def test_cache_turns_the_residuals_off_by_default_and_refuses_them_if_asked(tmp_
     assert code == 0 and len(report["worst"]) == 10 and report["quantiles"]["abs_error"]
 
 
+def test_report_of_statistics_is_shaped_like_the_run_and_stays_out_of_the_dataset(
+    tmp_path, capsys, monkeypatch
+):
+    """report ARTIFACT: y_pred as the run gave it, an absolute path; never into the dataset."""
+    data = _days(tmp_path / "data", [1, 2])
+    config = job_config(data, tmp_path / "r.json", columns={"y_pred": "y_pred", "weight": "w"})
+    path = write_config(tmp_path / "job.toml", config)
+    code, _, err = _evaluate(capsys, path, "--set", f"output.stats={tmp_path / 's.json'}")
+    assert code == 0, err
+    artifact = str(tmp_path / "s.json")
+    monkeypatch.chdir(tmp_path)
+    reported = run_cli(["report", artifact, "--output", "rr.json"], capsys)
+    assert reported.code == 0, reported.err
+    report = json.loads(reported.out)
+    assert report["settings"]["columns"]["y_pred"] == "y_pred"
+    assert report["outputs"]["report"] == str(tmp_path / "rr.json")
+    for argv in (["report", artifact, "--output"], ["merge", artifact, "-o"]):
+        inside = run_cli([*argv, str(data / "day=01" / "x.json")], capsys)
+        assert inside.code == 2 and "dataset" in inside.err, inside.err
+
+
 def test_merge_refuses_artifacts_of_other_evaluations_with_exit_3(tmp_path, capsys):
     """Statistics of other slices (or the same files twice) are refused: one line, exit 3."""
     data = _days(tmp_path / "data", [1, 2])
