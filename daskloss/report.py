@@ -2,7 +2,8 @@
 
 The table for people is made from the report by :mod:`daskloss.table`.
 
-Report format, version 3 (a JSON object; keys in this order)::
+Report format, version 3 (a JSON object; keys in this order, those marked
+"with ..." absent when that does not hold)::
 
     report_version    3
     metrics           {name: value} for the configured metrics (see below), of the
@@ -12,14 +13,15 @@ Report format, version 3 (a JSON object; keys in this order)::
     skipped_rows      rows left out under nan_policy = "skip"
     slices            with group_by: [{key, count, skipped_rows, metrics}] of the first
                       prediction, in key order (nulls last); key is {column: value}
-    other_slices      with min_slice_count: {slices, count, skipped_rows, metrics} of the
-                      slices smaller than it, folded together (else null)
+    other_slices      with group_by: {slices, count, skipped_rows, metrics} of the slices
+                      smaller than min_slice_count, folded together (null when none are)
     predictions       with several predictions: {column: {metrics, slices, other_slices}}
     comparisons       with several predictions: [{prediction, baseline, metrics, slices}],
                       metrics {mse, mae, rmse} each {difference, stderr, low, high,
                       excludes_zero, better}; slices [{key, count, metrics}]
     intervals         {mse, rmse, mae, bias} each {stderr, low, high} (95%) of the first
-                      prediction, or null without moments (evaluation.intervals = false)
+                      prediction, or null without moments (evaluation.intervals = false);
+                      all four whatever evaluation.metrics names
     quantiles         {abs_error: {"0.5", "0.9", "0.99", "0.999"}}: quantiles of |d| within
                       1/257 relative, or null without the histogram
     histogram         {mantissa_bits, quantile_relative_error, bins_per_binade, error,
@@ -400,7 +402,8 @@ def check_output_path(path: str, dataset: str | None = None, what: str = "report
         raise ConfigError(f"cannot write the {what} to {local}: {exc.strerror}") from None
     if mode is not None and stat.S_ISDIR(mode):
         raise ConfigError(
-            f"output path {local} is a directory; give a file name such as report.json"
+            f"output path {local} is a directory; give the {what} a file name "
+            f"such as {_EXAMPLE_NAMES.get(what, 'report.json')}"
         )
     if mode is not None and not stat.S_ISREG(mode):
         raise ConfigError(
@@ -423,6 +426,10 @@ def _check_directory(local: str, what: str = "report") -> None:
         raise ConfigError(
             f"cannot write the {what} to {local}: directory {existing} is not writable"
         )
+
+
+#: A file name to suggest for each kind of output.
+_EXAMPLE_NAMES = {"statistics": "statistics.json.gz", "HTML report": "report.html"}
 
 
 def _check_protocol(url: str) -> None:
