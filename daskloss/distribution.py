@@ -29,6 +29,7 @@ so it is bit-identical for any partitioning of the rows.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,8 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from daskloss._rowpass import MANTISSA_BITS
-from daskloss.exact import FRACTION_BITS, pack_exact, round_fraction, unpack_exact
+from daskloss._rowpass import MANTISSA_BITS, NCODES
+from daskloss.exact import (
+    FRACTION_BITS,
+    dyadic_text,
+    dyadic_value,
+    pack_exact,
+    round_fraction,
+    unpack_exact,
+)
 
 __all__ = [
     "MANTISSA_BITS",
@@ -281,6 +289,49 @@ class Histogram:
             )
         return found
 
+    def to_data(self) -> dict[str, Any]:
+        """The histogram as JSON-ready data, exactly: ``{codes, counts, weights}``.
+
+        Codes and counts are integers; each weight sum is exact text
+        (:func:`~daskloss.exact.dyadic_text`, as in a statistics artifact), and
+        ``weights`` is None when unweighted. :meth:`from_data` reads it back.
+
+        Examples
+        --------
+        >>> h = Histogram.of_residuals(np.array([-2.0, 1.0]), np.array([0.5, 3.0]))
+        >>> h.to_data()
+        {'codes': [-131073, 130945], 'counts': [1, 1], 'weights': ['0x1p-1', '0x3p0']}
+        >>> Histogram.from_data(h.to_data()) == h
+        True
+        """
+        return {
+            "codes": self.codes.tolist(),
+            "counts": self.counts.tolist(),
+            "weights": None if self.weights is None else [dyadic_text(w) for w in self.weights],
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Histogram:
+        """The histogram :meth:`to_data` wrote.
+
+        Raises
+        ------
+        ValueError, TypeError, KeyError
+            Data that is not what :meth:`to_data` writes.
+        """
+        codes = _integers(data["codes"], "codes", -NCODES, NCODES)
+        counts = _integers(data["counts"], "counts", 0, 1 << 63)
+        if len(counts) != len(codes):
+            raise ValueError(f"{len(codes)} histogram codes but {len(counts)} counts")
+        if any(b <= a for a, b in itertools.pairwise(codes)):
+            raise ValueError("histogram codes must be ascending and distinct")
+        weights = data["weights"]
+        if weights is not None:
+            if not isinstance(weights, list) or len(weights) != len(codes):
+                raise TypeError("histogram weights must be a list, one per code")
+            weights = tuple(_exact_weight(text) for text in weights)
+        return cls(np.array(codes, np.int64), np.array(counts, np.int64), weights)
+
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled compactly: codes and counts as arrays, weights by their significant bits."""
         packed = None if self.weights is None else pack_exact(self.weights)
@@ -300,6 +351,26 @@ class Histogram:
 def _rebuild(codes: np.ndarray, counts: np.ndarray, packed: bytes | None) -> Histogram:
     weights = None if packed is None else tuple(unpack_exact(packed))
     return Histogram(codes, counts, weights)
+
+
+def _integers(values: Any, what: str, low: int, high: int) -> list[int]:
+    """A JSON list of integers in ``(low, high)``, checked."""
+    if not isinstance(values, list):
+        raise TypeError(f"histogram {what} must be a list")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or not low < value < high:
+            raise ValueError(f"histogram {what} hold {value!r}, not an integer in ({low}, {high})")
+    return values
+
+
+def _exact_weight(text: Any) -> int:
+    """A bin's weight sum from its exact text: never negative."""
+    if not isinstance(text, str):
+        raise TypeError(f"a histogram weight must be exact text such as '0x3p-2'; got {text!r}")
+    value = dyadic_value(text)
+    if value < 0:
+        raise ValueError(f"a histogram weight sum is negative: {text!r}")
+    return value
 
 
 def _nearest_in_bin(low: Fraction, high: Fraction) -> Fraction:

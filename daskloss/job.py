@@ -46,8 +46,6 @@ from daskloss.warmup import warm_workers
 __all__ = ["merge_statistics", "report_statistics", "run_job"]
 
 _LOG = logging.getLogger(__name__)
-#: ``evaluation.worst_k`` when the config leaves it unset (and no cache is used).
-DEFAULT_WORST_K = 10
 #: What Dask raises when the cluster fails under a computation: the scheduler
 #: connection is lost (futures cancelled), or workers keep dying on a task.
 _CLUSTER_FAILURES: tuple[type[BaseException], ...] = (
@@ -110,7 +108,6 @@ def run_job(
     baselines = load_baselines(settings.gates, output.storage_options, roots)
     window = settings.dataset.window
     evaluation = settings.evaluation
-    histogram, worst_k = shape_defaults(evaluation.histogram, evaluation.worst_k, cache=cache)
     weighted = settings.columns.weight is not None
     started = datetime.now(UTC)
     clock = time.perf_counter()
@@ -137,8 +134,8 @@ def run_job(
                 window=None if window is None else (window["partition"], window["last"]),
                 cache=cache,
                 intervals=evaluation.intervals,
-                histogram=histogram,
-                worst_k=worst_k,
+                histogram=evaluation.histogram,
+                worst_k=evaluation.worst_k,
                 id_columns=evaluation.id_columns,
                 losses=losses_path,
                 losses_storage_options=output.storage_options,
@@ -255,23 +252,6 @@ def report_statistics(
     if target is not None:
         write_report(report, target)
     return report
-
-
-def shape_defaults(
-    histogram: bool | None, worst_k: int | None, *, cache: StatisticsCache | None
-) -> tuple[bool, int]:
-    """``evaluation.histogram`` and ``evaluation.worst_k``, their defaults filled in.
-
-    Both are on by default (a histogram, the 10 worst rows), and off by
-    default with a cache: a cache keeps each file's statistics, not its
-    residuals, so they would need every file read again (set explicitly, the
-    evaluation refuses them with a cache).
-    """
-    if histogram is None:
-        histogram = cache is None
-    if worst_k is None:
-        worst_k = DEFAULT_WORST_K if cache is None else 0
-    return histogram, worst_k
 
 
 def _check_outside_losses(losses: str, paths: Sequence[str | None]) -> None:

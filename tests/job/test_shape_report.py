@@ -15,7 +15,6 @@ import pytest
 from daskloss import ConfigError
 from daskloss.config import parse_settings
 from daskloss.html import render_html
-from daskloss.job import shape_defaults
 from tests.helpers import job_config, run_cli, write_config
 
 
@@ -32,11 +31,7 @@ def test_config_keys_have_defaults_and_are_checked():
     """The new keys' defaults, and a wrong value is one line naming the key."""
     settings = parse_settings(job_config("data", "r.json"))
     evaluation = settings.evaluation
-    # histogram and worst_k are left unset: on, unless a cache is used (shape_defaults)
-    assert (evaluation.intervals, evaluation.histogram, evaluation.worst_k) == (True, None, None)
-    assert shape_defaults(None, None, cache=None) == (True, 10)
-    assert shape_defaults(None, None, cache=object()) == (False, 0)
-    assert shape_defaults(False, 3, cache=None) == (False, 3)
+    assert (evaluation.intervals, evaluation.histogram, evaluation.worst_k) == (True, True, 10)
     assert evaluation.id_columns is None and settings.output.html is None
     ids = parse_settings(job_config("d", "r", evaluation={"id_columns": "id"})).evaluation
     assert ids.id_columns == ("id",)
