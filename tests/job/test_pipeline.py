@@ -99,7 +99,7 @@ def test_a_cached_run_reports_the_shape_of_the_errors_as_a_full_run(tmp_path, ca
     data = _days(tmp_path / "data", [1, 2, 3])
     config = _config(tmp_path, data, cache={"path": str(tmp_path / "cache")})
     code, first, err = _evaluate(capsys, config)
-    assert code == 0, err
+    assert code == 0 and first["cache"]["files_read"] == 3 and first["worst"], err
     write_day(data, 4), write_day(data, 2, seed=5)
     code, second, err = _evaluate(capsys, config)
     assert code == 0, err
