@@ -93,6 +93,9 @@ _LOG = logging.getLogger(__name__)
 CACHE_VERSION = 2
 _FORMAT = "daskloss-cache"
 _NO_SHAPE = ShapeSpec()
+#: The document is rewritten by every run: gzip's fastest level (a histogram's exact
+#: weights make megabytes of text; level 1 is 8 times faster than 9, 10% larger).
+_GZIP_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -344,8 +347,9 @@ class CacheSession:
             "files": dict(sorted(entries.items())),
         }
         text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+        data = gzipped(text.encode(), _GZIP_LEVEL)
         try:
-            write_bytes(self.document, gzipped(text.encode()), self.cache.storage_options)
+            write_bytes(self.document, data, self.cache.storage_options)
         except Exception as exc:  # an object store's own errors too
             reason = f"it cannot be written ({type(exc).__name__}: {exc})"
             self.error = redact_text(" ".join(f"{self.error or ''} {reason}".split()))

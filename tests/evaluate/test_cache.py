@@ -318,7 +318,7 @@ def test_a_damaged_shape_entry_is_read_again(tmp_path, caplog, reads, damage):
     elif damage == "other worst_k":
         shape["worst"]["k"] = 3
     else:
-        shape["histogram"]["weights"][0] = 0.5
+        shape["histogram"]["weights"]["mantissas"][0] = 0.5
     _rewrite(path, document)
     reads.clear()
     again = daskloss.evaluate(data, cache=cache, **SHAPE)
