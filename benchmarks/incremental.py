@@ -12,8 +12,13 @@ two models, a weight and a segment), then times, each ``--repeat`` times
   reads 3 files;
 * ``day2_full``: day 2 without a cache.
 
-It checks that the incremental run's statistics equal the full run's, and
-reports the sizes of the cache document and of the run's statistics artifact.
+With ``--shape``, every run also gathers the shape of the errors as a job
+does by default (each prediction's histogram and 10 worst rows, which the
+cache keeps per file too).
+
+It checks that the incremental run's statistics (and shape) equal the full
+run's, and reports the sizes of the cache document and of the run's
+statistics artifact.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from daskloss.cache import StatisticsCache
 
 _ARGS = {"y_pred": ["y_pred", "y_pred_baseline"], "weight": "weight", "group_by": "segment"}
 _FIRST_DAY = date(2026, 1, 1)
+#: What ``--shape`` adds: the job's defaults for the shape of the errors.
+_SHAPE = {"histogram": True, "worst_k": 10}
 
 
 def write_day(root: Path, index: int, rows: int, seed: int | None = None) -> Path:
@@ -76,19 +83,20 @@ def _timed(run: Callable[[], Any], repeat: int, before: Callable[[], None] = lam
     return {"median_seconds": round(statistics.median(seconds), 4), "seconds": seconds}, result
 
 
-def run(days: int, rows: int, repeat: int, data: Path) -> dict[str, Any]:
+def run(days: int, rows: int, repeat: int, data: Path, shape: bool = False) -> dict[str, Any]:
     """Write the data under ``data`` and time the four runs (see the module docstring)."""
+    args = {**_ARGS, **(_SHAPE if shape else {})}
     root, caches = data / "predictions", data / "caches"
     shutil.rmtree(data, ignore_errors=True)
     for index in range(days):
         write_day(root, index, rows)
-    full, _ = _timed(lambda: daskloss.evaluate(root, **_ARGS), repeat)
+    full, _ = _timed(lambda: daskloss.evaluate(root, **args), repeat)
 
     def fresh_cache() -> None:
         shutil.rmtree(caches, ignore_errors=True)
 
     cache = StatisticsCache(str(caches / "cache"))
-    day1, first = _timed(lambda: daskloss.evaluate(root, cache=cache, **_ARGS), repeat, fresh_cache)
+    day1, first = _timed(lambda: daskloss.evaluate(root, cache=cache, **args), repeat, fresh_cache)
     shutil.copytree(caches / "cache", caches / "day1")
     day_two(root, days, rows)
 
@@ -97,16 +105,23 @@ def run(days: int, rows: int, repeat: int, data: Path) -> dict[str, Any]:
         shutil.copytree(caches / "day1", caches / "cache")
 
     incremental, second = _timed(
-        lambda: daskloss.evaluate(root, cache=cache, **_ARGS), repeat, day1_cache
+        lambda: daskloss.evaluate(root, cache=cache, **args), repeat, day1_cache
     )
-    day2_full, reference = _timed(lambda: daskloss.evaluate(root, **_ARGS), repeat)
+    day2_full, reference = _timed(lambda: daskloss.evaluate(root, **args), repeat)
     assert second.evaluation.rows == reference.evaluation.rows, "incremental != full"
+    for name in _ARGS["y_pred"]:
+        same = (second.histogram(name), second.worst(name)) == (
+            reference.histogram(name),
+            reference.worst(name),
+        )
+        assert same, "the incremental shape != the full one"
     document = next((caches / "cache").iterdir())
     artifact = StatisticsArtifact.of(second, "error")
     return {
         "days": days,
         "rows_per_day": rows,
         "repeat": repeat,
+        "shape": shape,
         "full": full,
         "day1_cached": day1,
         "day2_incremental": incremental | {"files_read": second.cache.files_read},
@@ -126,8 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows-per-day", type=int, default=200_000, help="(default 200000)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs each (default 3)")
     parser.add_argument("--data", type=Path, help="where to write (default: a temporary dir)")
+    parser.add_argument(
+        "--shape", action="store_true", help="also the histogram and 10 worst rows (job defaults)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
-        summary = run(args.days, args.rows_per_day, args.repeat, args.data or Path(scratch))
+        data = args.data or Path(scratch)
+        summary = run(args.days, args.rows_per_day, args.repeat, data, args.shape)
     print(json.dumps(summary, indent=2))
     return 0

@@ -2,26 +2,38 @@
 
 With a cache, every work unit computes the statistics of each of its files
 apart (:func:`file_statistics`: the same chunks, cut where one file's rows end,
-so small files are still read together), and the merge tree gathers them by
-file. The next run over the same dataset reuses a file's statistics when the
-file is listed with the same path, size and version (modification and change
-times on local disk, the ETag on an object store) and is read the same way
-(format, columns and their types in the dataset's first file, slice keys and
-their types); every other file is read again. The run's statistics are then
-one exact merge of the reused and the fresh ones, so its report is the same,
-bit for bit, as a run that reads everything.
+so small files are still read together), with the shape of its errors (the
+residual histogram and worst rows, :mod:`daskloss.shape`) when asked for, and
+the merge tree gathers them by file. The next run over the same dataset reuses
+a file's statistics when the file is listed with the same path, size and
+version (modification and change times on local disk, the ETag on an object
+store) and is read the same way (format, columns and their types in the
+dataset's first file, slice keys and their types); every other file is read
+again. The run's statistics and shape are then one exact merge of the reused
+and the fresh ones, so its report is the same, bit for bit, as a run that
+reads everything.
 
-The statistics of one dataset under one evaluation (spec, NaN policy) are kept
-in one gzip-compressed JSON document under the cache's path (a directory or an
-object-store prefix), named by the digest of what they depend on::
+The statistics of one dataset under one evaluation (spec, NaN policy, shape
+settings) are kept in one gzip-compressed JSON document under the cache's path
+(a directory or an object-store prefix), named by the digest of what they
+depend on::
 
     <cache.path>/daskloss-stats-<digest>.json.gz
 
     format      "daskloss-cache"
-    version     1 (CACHE_VERSION); another version is ignored (and replaced)
-    key         {daskloss, statistics (the artifact version), spec, nan_policy, dataset}
-    files       {path: {size, version, reading, slices}}: ``reading`` is the digest of
-                how the file was read, ``slices`` as in a statistics artifact
+    version     2 (CACHE_VERSION); another version is ignored (and replaced)
+    key         {daskloss, statistics (the artifact version), spec, nan_policy,
+                shape {histogram, worst_k, id_columns}, dataset}
+    files       {path: {size, version, reading, slices, shape}}: ``reading`` is the
+                digest of how the file was read, ``slices`` as in a statistics
+                artifact, ``shape`` the file's histogram and worst rows
+                (:meth:`ShapeStats.to_data <daskloss.shape.ShapeStats.to_data>`:
+                exact counts and weight sums, the worst rows as an Arrow IPC
+                stream), null when not gathered
+
+Since the key holds the shape settings, a run with another histogram,
+``worst_k`` or id columns uses a document of its own and never reuses entries
+computed otherwise.
 
 A file deleted since drops out (its entry is removed), a rewritten one is read
 again and its entry replaced: no row is ever counted twice or counted stale.
@@ -40,7 +52,7 @@ import json
 import logging
 import operator
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +69,7 @@ from daskloss.errors import ConfigError
 from daskloss.names import NanPolicy
 from daskloss.policy import redact_text, redact_url
 from daskloss.roles import EvaluationSpec
+from daskloss.shape import ShapeAccumulator, ShapeSpec, ShapeStats
 from daskloss.sources.files import would_list
 from daskloss.sources.plan import FileEntry
 from daskloss.sources.reader import FileUnit
@@ -67,6 +80,7 @@ __all__ = [
     "CACHE_VERSION",
     "CacheOutcome",
     "CacheSession",
+    "FileStatistics",
     "StatisticsCache",
     "dataset_name",
     "file_statistics",
@@ -76,8 +90,27 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 #: The cache document's format version.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _FORMAT = "daskloss-cache"
+_NO_SHAPE = ShapeSpec()
+#: The document is rewritten by every run: gzip's fastest level (a histogram's exact
+#: weights make megabytes of text; level 1 is 8 times faster than 9, 10% larger).
+_GZIP_LEVEL = 1
+
+
+@dataclass(frozen=True)
+class FileStatistics:
+    """One file's statistics, and the shape of its errors when gathered (else None)."""
+
+    stats: EvaluationStats
+    shape: ShapeStats | None = None
+
+    def merge(self, other: FileStatistics) -> FileStatistics:
+        """The statistics (and shape) of both parts' rows."""
+        shape = None
+        if self.shape is not None and other.shape is not None:
+            shape = self.shape.merge(other.shape)
+        return FileStatistics(self.stats.merge(other.stats), shape)
 
 
 @dataclass(frozen=True)
@@ -110,21 +143,32 @@ class StatisticsCache:
     path: str
     storage_options: Mapping[str, Any] | None = None
 
-    def document(self, spec: EvaluationSpec, nan_policy: str, dataset: str) -> str:
-        """Where the statistics of ``dataset`` under this spec and NaN policy are kept."""
-        key = json.dumps(_key(spec, nan_policy, dataset), sort_keys=True, separators=(",", ":"))
-        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    def document(
+        self, spec: EvaluationSpec, nan_policy: str, dataset: str, shape: ShapeSpec = _NO_SHAPE
+    ) -> str:
+        """Where the statistics of ``dataset`` under this spec, NaN policy and shape are kept."""
+        key = _key(spec, nan_policy, dataset, shape)
+        text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(text.encode()).hexdigest()[:32]
         return f"{self.path.rstrip('/')}/daskloss-stats-{digest}.json.gz"
 
-    def session(self, spec: EvaluationSpec, nan_policy: NanPolicy, dataset: str) -> CacheSession:
+    def session(
+        self,
+        spec: EvaluationSpec,
+        nan_policy: NanPolicy,
+        dataset: str,
+        shape: ShapeSpec = _NO_SHAPE,
+    ) -> CacheSession:
         """One run's use of the cache: its statistics of ``dataset``, loaded now.
+
+        ``shape`` says which shape of the errors each file's entry holds.
 
         Raises
         ------
         ConfigError
             The cache lies where listing the dataset would read it as data.
         """
-        document = self.document(spec, nan_policy, dataset)
+        document = self.document(spec, nan_policy, dataset, shape)
         paths = json.loads(dataset) if dataset.startswith("[") else [dataset]
         if any(would_list(path, document) for path in paths):
             raise ConfigError(
@@ -132,7 +176,7 @@ class StatisticsCache:
                 f"{redact_url(dataset)}, where the next run would read it as data; keep the "
                 "cache outside the dataset (or under a name starting with '_' or '.')"
             )
-        return CacheSession(self, spec, nan_policy, dataset)
+        return CacheSession(self, spec, nan_policy, dataset, shape)
 
 
 @dataclass(frozen=True)
@@ -175,15 +219,21 @@ class CacheSession:
     """
 
     def __init__(
-        self, cache: StatisticsCache, spec: EvaluationSpec, nan_policy: str, dataset: str
+        self,
+        cache: StatisticsCache,
+        spec: EvaluationSpec,
+        nan_policy: str,
+        dataset: str,
+        shape: ShapeSpec = _NO_SHAPE,
     ) -> None:
         self.cache = cache
         self.spec = spec
-        self.key = _key(spec, nan_policy, dataset)
-        self.document = cache.document(spec, nan_policy, dataset)
+        self.shape = shape
+        self.key = _key(spec, nan_policy, dataset, shape)
+        self.document = cache.document(spec, nan_policy, dataset, shape)
         self.error: str | None = None
         self.entries: dict[str, Mapping[str, Any]] = self._load()
-        self.reused: dict[str, EvaluationStats] = {}
+        self.reused: dict[str, FileStatistics] = {}
         self.evaluated: tuple[FileEntry, ...] = ()
         self.listed: tuple[FileEntry, ...] = ()
         self.reading = ""
@@ -199,7 +249,7 @@ class CacheSession:
             if cached is None or not _current(cached, entry) or cached["reading"] != self.reading:
                 continue
             try:
-                self.reused[entry.path] = decode_slices(self.spec, cached["slices"])
+                self.reused[entry.path] = self._decode(cached)
             except (KeyError, TypeError, ValueError, ConfigError) as exc:
                 self._ignore(f"its entry of {redact_url(entry.path)} is not readable ({exc})")
         _LOG.info(
@@ -208,11 +258,21 @@ class CacheSession:
         return set(self.reused)
 
     def complete(
-        self, fresh: Mapping[str, EvaluationStats]
-    ) -> tuple[EvaluationStats, CacheOutcome]:
-        """The run's statistics (reused and fresh, merged) and the outcome; the cache written."""
+        self, fresh: Mapping[str, FileStatistics]
+    ) -> tuple[EvaluationStats, ShapeStats | None, CacheOutcome]:
+        """The run's statistics and shape (reused and fresh, merged), and the outcome.
+
+        The cache is written back. The shape is None when not gathered, or when
+        no file was evaluated.
+        """
         parts = [*self.reused.values(), *fresh.values()]
-        evaluation = EvaluationStats.merge_all(parts) if parts else EvaluationStats.empty(self.spec)
+        evaluation = (
+            EvaluationStats.merge_all([part.stats for part in parts])
+            if parts
+            else EvaluationStats.empty(self.spec)
+        )
+        shapes = [part.shape for part in parts if part.shape is not None]
+        shape = ShapeStats.merge_all(shapes) if shapes else None
         listed = {entry.path: entry for entry in self.listed}
         kept = {
             path: cached
@@ -220,14 +280,15 @@ class CacheSession:
             if path in listed and _current(cached, listed[path])
         }
         dropped = len(self.entries) - len(kept)
-        for path, stats in fresh.items():
+        for path, part in fresh.items():
             entry = listed.get(path)
             if entry is not None and entry.version is not None:
                 kept[path] = {
                     "size": entry.size,
                     "version": entry.version,
                     "reading": self.reading,
-                    "slices": encode_slices(stats),
+                    "slices": encode_slices(part.stats),
+                    "shape": None if part.shape is None else part.shape.to_data(),
                 }
             elif path in kept:
                 del kept[path]
@@ -243,7 +304,17 @@ class CacheSession:
             stored=stored,
             error=self.error,
         )
-        return evaluation, outcome
+        return evaluation, shape, outcome
+
+    def _decode(self, cached: Mapping[str, Any]) -> FileStatistics:
+        """A cached entry's statistics and shape (see :meth:`known`)."""
+        stats = decode_slices(self.spec, cached["slices"])
+        data = cached["shape"]
+        if not self.shape.active:
+            if data is not None:
+                raise ValueError("it holds a shape that was not asked for")
+            return FileStatistics(stats)
+        return FileStatistics(stats, ShapeStats.from_data(data, self.spec, self.shape))
 
     def _load(self) -> dict[str, Mapping[str, Any]]:
         """The document's entries; none if it is missing, unreadable or of another key."""
@@ -276,8 +347,9 @@ class CacheSession:
             "files": dict(sorted(entries.items())),
         }
         text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+        data = gzipped(text.encode(), _GZIP_LEVEL)
         try:
-            write_bytes(self.document, gzipped(text.encode()), self.cache.storage_options)
+            write_bytes(self.document, data, self.cache.storage_options)
         except Exception as exc:  # an object store's own errors too
             reason = f"it cannot be written ({type(exc).__name__}: {exc})"
             self.error = redact_text(" ".join(f"{self.error or ''} {reason}".split()))
@@ -300,32 +372,42 @@ class CacheSession:
 
 
 def file_statistics(
-    unit: FileUnit, spec: EvaluationSpec, nan_policy: NanPolicy
-) -> dict[str, EvaluationStats]:
-    """The statistics of each file of one work unit (one task), keyed by file.
+    unit: FileUnit, spec: EvaluationSpec, nan_policy: NanPolicy, shape: ShapeSpec = _NO_SHAPE
+) -> dict[str, FileStatistics]:
+    """The statistics (and shape, if ``shape`` is active) of each file of one work unit.
 
-    The unit's chunks are cut where a file's rows end (a chunk of several small
-    files read together); a file without rows gets the statistics of no rows.
+    One task. The unit's chunks are cut where a file's rows end (a chunk of
+    several small files read together); a file without rows gets the
+    statistics of no rows.
     """
     paths = {str(piece): piece.path for piece in unit.pieces}
     parts = ((paths[where], part) for chunk in unit.chunks() for where, part in _by_origin(chunk))
-    found: dict[str, EvaluationStats] = {}
+    found: dict[str, FileStatistics] = {}
     for path, group in itertools.groupby(parts, key=operator.itemgetter(0)):
-        stats = EvaluationStats.from_chunks(
-            (part for _, part in group), spec, nan_policy=nan_policy
-        )
+        stats = _statistics((part for _, part in group), spec, nan_policy, shape)
         found[path] = found[path].merge(stats) if path in found else stats
     for piece in unit.pieces:
         if piece.path not in found:
-            found[piece.path] = EvaluationStats.from_chunks([], spec, nan_policy=nan_policy)
+            found[piece.path] = _statistics([], spec, nan_policy, shape)
     return found
 
 
+def _statistics(
+    chunks: Iterable[Chunk], spec: EvaluationSpec, nan_policy: NanPolicy, shape: ShapeSpec
+) -> FileStatistics:
+    """The statistics and shape of some chunks of one file, in one pass."""
+    if not shape.active:
+        return FileStatistics(EvaluationStats.from_chunks(chunks, spec, nan_policy=nan_policy))
+    gathered = ShapeAccumulator(spec, shape)
+    stats = EvaluationStats.from_chunks(chunks, spec, nan_policy=nan_policy, observe=gathered.add)
+    return FileStatistics(stats, gathered.result())
+
+
 def merge_file_statistics(
-    parts: Sequence[Mapping[str, EvaluationStats]],
-) -> dict[str, EvaluationStats]:
+    parts: Sequence[Mapping[str, FileStatistics]],
+) -> dict[str, FileStatistics]:
     """Per-file statistics of several units together (a large file's pieces merged)."""
-    merged: dict[str, EvaluationStats] = {}
+    merged: dict[str, FileStatistics] = {}
     for part in parts:
         for path, stats in part.items():
             merged[path] = merged[path].merge(stats) if path in merged else stats
@@ -346,18 +428,24 @@ def _by_origin(chunk: Chunk) -> Iterator[tuple[str, Chunk]]:
                 {name: values[start:stop] for name, values in chunk.values.items()},
                 ((where, rows),),
                 {name: keys.slice(start, rows) for name, keys in chunk.keys.items()},
+                {name: ids.slice(start, rows) for name, ids in chunk.ids.items()},
             ),
         )
         start = stop
 
 
-def _key(spec: EvaluationSpec, nan_policy: str, dataset: str) -> dict[str, Any]:
+def _key(spec: EvaluationSpec, nan_policy: str, dataset: str, shape: ShapeSpec) -> dict[str, Any]:
     """What every entry of one cache document depends on."""
     return {
         "daskloss": daskloss.__version__,
         "statistics": ARTIFACT_VERSION,
         "spec": spec_data(spec),
         "nan_policy": nan_policy,
+        "shape": {
+            "histogram": shape.histogram,
+            "worst_k": shape.worst_k,
+            "id_columns": list(shape.id_columns),
+        },
         "dataset": dataset,
     }
 

@@ -29,7 +29,9 @@ so it is bit-identical for any partitioning of the rows.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -37,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from daskloss._rowpass import MANTISSA_BITS
+from daskloss._rowpass import MANTISSA_BITS, NCODES
 from daskloss.exact import FRACTION_BITS, pack_exact, round_fraction, unpack_exact
 
 __all__ = [
@@ -281,6 +283,54 @@ class Histogram:
             )
         return found
 
+    def to_data(self) -> dict[str, Any]:
+        """The histogram as JSON-ready data, exactly: ``{codes, counts, weights}``.
+
+        Codes and counts are lists of integers. ``weights`` is None when
+        unweighted, else ``{exponent, mantissas}``: bin ``i``'s exact weight sum
+        is ``int(mantissas[i], 16) * 2**exponent``, one exponent for the
+        histogram (that of its finest sum), so the text holds significant bits
+        only, whatever the unit of this daskloss. :meth:`from_data` reads it back.
+
+        Examples
+        --------
+        >>> h = Histogram.of_residuals(np.array([-2.0, 1.0]), np.array([0.5, 3.0]))
+        >>> data = h.to_data()
+        >>> data["codes"], data["counts"], data["weights"]
+        ([-131073, 130945], [1, 1], {'exponent': -1, 'mantissas': ['1', '6']})
+        >>> Histogram.from_data(h.to_data()) == h
+        True
+        """
+        weights = None
+        if self.weights is not None:
+            bits = functools.reduce(operator.or_, self.weights, 0)  # any sum's set bits
+            zeros = (bits & -bits).bit_length() - 1 if bits else 0
+            weights = {
+                "exponent": zeros - FRACTION_BITS,
+                "mantissas": [format(weight >> zeros, "x") for weight in self.weights],
+            }
+        return {"codes": self.codes.tolist(), "counts": self.counts.tolist(), "weights": weights}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Histogram:
+        """The histogram :meth:`to_data` wrote.
+
+        Raises
+        ------
+        ValueError, TypeError, KeyError
+            Data that is not what :meth:`to_data` writes.
+        """
+        codes = _integers(data["codes"], "codes", -NCODES, NCODES)
+        counts = _integers(data["counts"], "counts", -1, np.iinfo(np.int64).max)
+        if len(counts) != len(codes):
+            raise ValueError(f"{len(codes)} histogram codes but {len(counts)} counts")
+        if np.any(np.diff(codes) <= 0):
+            raise ValueError("histogram codes must be ascending and distinct")
+        weights = data["weights"]
+        if weights is not None:
+            weights = _exact_weights(weights["exponent"], weights["mantissas"], len(codes))
+        return cls(codes, counts, weights)
+
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled compactly: codes and counts as arrays, weights by their significant bits."""
         packed = None if self.weights is None else pack_exact(self.weights)
@@ -300,6 +350,29 @@ class Histogram:
 def _rebuild(codes: np.ndarray, counts: np.ndarray, packed: bytes | None) -> Histogram:
     weights = None if packed is None else tuple(unpack_exact(packed))
     return Histogram(codes, counts, weights)
+
+
+def _integers(values: Any, what: str, low: int, high: int) -> np.ndarray:
+    """A JSON list of integers in ``(low, high)``, checked, as int64."""
+    array = np.array(values) if isinstance(values, list) else None
+    if array is None or array.ndim != 1 or (array.size and array.dtype.kind != "i"):
+        raise TypeError(f"histogram {what} must be a list of integers")
+    if array.size and (array.min() <= low or array.max() >= high):
+        raise ValueError(f"histogram {what} must lie in ({low}, {high})")
+    return array.astype(np.int64)
+
+
+def _exact_weights(exponent: Any, mantissas: Any, bins: int) -> tuple[int, ...]:
+    """Each bin's exact weight sum from its hex mantissa and the shared exponent."""
+    if type(exponent) is not int or not isinstance(mantissas, list) or len(mantissas) != bins:
+        raise TypeError("histogram weights must be an exponent and a hex mantissa per bin")
+    shift = exponent + FRACTION_BITS
+    if shift < 0:
+        raise ValueError(f"histogram weights of 2**{exponent} are finer than this daskloss's unit")
+    weights = tuple(int(mantissa, 16) << shift for mantissa in mantissas)
+    if weights and min(weights) < 0:
+        raise ValueError("a histogram weight sum is negative")
+    return weights
 
 
 def _nearest_in_bin(low: Fraction, high: Fraction) -> Fraction:

@@ -8,8 +8,9 @@ merges them; the formulas (:mod:`daskloss.formulas`) round the metrics once. It 
 Client: the computation runs on whichever Dask scheduler is active.
 
 With a cache (:mod:`daskloss.cache`), the units compute each file's statistics
-apart and the merge tree gathers them by file; the files whose statistics the
-cache holds are not read, and one exact merge joins the cached and the fresh.
+(and the shape of its errors) apart and the merge tree gathers them by file;
+the files whose statistics the cache holds are not read, and one exact merge
+joins the cached and the fresh.
 """
 
 from __future__ import annotations
@@ -318,8 +319,9 @@ def evaluate(
         values of the hive partition ``partition`` (``day=.../``), such as
         ``("day", 7)`` (see :class:`~daskloss.sources.files.PartitionWindow`).
     cache : StatisticsCache, optional
-        Keep each file's statistics there, and reuse them: only files that
-        are new or changed since the last run are read (files only).
+        Keep each file's statistics (and histogram and worst rows) there, and
+        reuse them: only files that are new or changed since the last run are
+        read (files only; not with ``losses``).
     intervals : bool
         Also sum the moments behind each metric's standard error and 95%
         interval (``result.overall.intervals``); always there with several
@@ -371,14 +373,12 @@ def evaluate(
     if cache is not None:
         if not isinstance(source, (str, os.PathLike, list, tuple)):
             raise ConfigError("a cache keeps the statistics of files; the source is not files")
-        if shape.active or losses is not None:
+        if losses is not None:
             raise ConfigError(
-                "a cache keeps each file's statistics, not its residuals: the histogram, the "
-                "worst rows and the per-row losses need every file read; set "
-                "evaluation.histogram = false and evaluation.worst_k = 0 and leave output.losses "
-                "unset, or run without [cache]"
+                "per-row losses need every file read, and a cache skips the unchanged ones: "
+                "leave output.losses unset, or run without [cache]"
             )
-        session = cache.session(spec, nan_policy, dataset_name(source))
+        session = cache.session(spec, nan_policy, dataset_name(source), shape)
     here = _tasks_run_here()
     if here:  # compile the kernel while the files are listed and planned
         warm_in_background(weighted=spec.weight is not None)
@@ -408,7 +408,7 @@ def evaluate(
     if session is not None:
         lazy = tree_reduce(
             plan.units,
-            functools.partial(file_statistics, spec=spec, nan_policy=nan_policy),
+            functools.partial(file_statistics, spec=spec, nan_policy=nan_policy, shape=shape),
             merge_file_statistics,
             split_every=split_every,
             traverse=traverse,
@@ -443,7 +443,7 @@ def evaluate(
         raise
     outcome, shaped = None, None
     if session is not None:
-        evaluation, outcome = session.complete(computed)
+        evaluation, shaped, outcome = session.complete(computed)
     elif isinstance(computed, UnitResult):
         evaluation, shaped = computed.stats, computed.shape
     else:

@@ -107,10 +107,19 @@ def run_job(
         check_losses_path(losses_path, settings.dataset.path)
         _check_outside_losses(losses_path, [report_path, stats_path, html_path])
     cache = _cache(settings.cache, roots)
+    if cache is not None and losses_path is not None:
+        raise ConfigError(
+            "output.losses cannot be written with [cache]: per-row losses need every file "
+            "read, and a cached run reads only new or changed files; remove one of them"
+        )
     baselines = load_baselines(settings.gates, output.storage_options, roots)
     window = settings.dataset.window
-    evaluation = settings.evaluation
-    histogram, worst_k = shape_defaults(evaluation.histogram, evaluation.worst_k, cache=cache)
+    histogram, worst_k = shape_defaults(
+        settings.evaluation.histogram, settings.evaluation.worst_k, cache=cache
+    )
+    # the report records the values used, not "default"
+    evaluation = replace(settings.evaluation, histogram=histogram, worst_k=worst_k)
+    settings = replace(settings, evaluation=evaluation)
     weighted = settings.columns.weight is not None
     started = datetime.now(UTC)
     clock = time.perf_counter()
@@ -137,8 +146,8 @@ def run_job(
                 window=None if window is None else (window["partition"], window["last"]),
                 cache=cache,
                 intervals=evaluation.intervals,
-                histogram=histogram,
-                worst_k=worst_k,
+                histogram=evaluation.histogram,
+                worst_k=evaluation.worst_k,
                 id_columns=evaluation.id_columns,
                 losses=losses_path,
                 losses_storage_options=output.storage_options,
@@ -277,9 +286,9 @@ def shape_defaults(
     """``evaluation.histogram`` and ``evaluation.worst_k``, their defaults filled in.
 
     Both are on by default (a histogram, the 10 worst rows), and off by
-    default with a cache: a cache keeps each file's statistics, not its
-    residuals, so they would need every file read again (set explicitly, the
-    evaluation refuses them with a cache).
+    default with a cache: the cache would then keep each file's histogram and
+    worst rows, which over many small files costs more than reading them again
+    (see the README's "Incremental runs"). Set explicitly, they are kept.
     """
     if histogram is None:
         histogram = cache is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -134,6 +135,34 @@ class ShapeStats:
     def merge(self, other: ShapeStats) -> ShapeStats:
         """The shape of both parts' rows."""
         return ShapeStats.merge_all([self, other])
+
+    def to_data(self) -> list[dict[str, Any]]:
+        """JSON-ready data, exactly: ``[{histogram, worst}, ...]``, one per prediction.
+
+        Each is :meth:`Histogram.to_data <daskloss.distribution.Histogram.to_data>`
+        and :meth:`WorstRows.to_data <daskloss.worst.WorstRows.to_data>`, or None
+        where not gathered. :meth:`from_data` reads it back.
+        """
+        return [
+            {
+                "histogram": None if side.histogram is None else side.histogram.to_data(),
+                "worst": None if side.worst is None else side.worst.to_data(),
+            }
+            for side in self.predictions
+        ]
+
+    @classmethod
+    def from_data(cls, data: Any, spec: EvaluationSpec, shape: ShapeSpec) -> ShapeStats:
+        """The shape :meth:`to_data` wrote, checked to be what ``spec`` and ``shape`` gather.
+
+        Raises
+        ------
+        ValueError, TypeError, KeyError
+            Data that is not what :meth:`to_data` writes for them.
+        """
+        if not isinstance(data, list) or len(data) != len(spec.y_pred):
+            raise ValueError(f"expected the shape of {len(spec.y_pred)} predictions")
+        return cls(tuple(_prediction_of(side, spec, shape) for side in data))
 
 
 class ShapeAccumulator:
@@ -328,6 +357,27 @@ class ShapeAccumulator:
 
     def _naming(self) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
         return self.spec.group_by, self.shape.id_columns, self.weighted
+
+
+def _prediction_of(data: Any, spec: EvaluationSpec, shape: ShapeSpec) -> PredictionShape:
+    """One prediction's part of :meth:`ShapeStats.from_data`, checked against the settings."""
+    weighted = spec.weight is not None
+    histogram = data["histogram"]
+    if (histogram is not None) != shape.histogram:
+        raise ValueError("the shape's histogram is not as asked for")
+    if histogram is not None:
+        histogram = Histogram.from_data(histogram)
+        if histogram.weighted != weighted:
+            raise ValueError("the histogram's weights are not as the spec's")
+    worst = data["worst"]
+    if (worst is not None) != (shape.worst_k > 0):
+        raise ValueError("the shape's worst rows are not as asked for")
+    if worst is not None:
+        worst = WorstRows.from_data(worst)
+        naming = (shape.worst_k, spec.group_by, shape.id_columns, weighted)
+        if (worst.k, worst.keys, worst.ids, worst.weighted) != naming:
+            raise ValueError("the worst rows are of other settings")
+    return PredictionShape(histogram, worst)
 
 
 def _signed_codes(d: np.ndarray) -> np.ndarray:

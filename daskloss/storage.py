@@ -101,9 +101,12 @@ def gunzip(data: bytes, limit: int) -> bytes:
     return out
 
 
-def gzipped(data: bytes) -> bytes:
-    """``data`` gzip-compressed, the same bytes every time (no time stamp)."""
-    return gzip.compress(data, mtime=0)
+def gzipped(data: bytes, level: int = 9) -> bytes:
+    """``data`` gzip-compressed at ``level`` (1 fastest, 9 smallest), the same bytes every time.
+
+    No time stamp is written.
+    """
+    return gzip.compress(data, compresslevel=level, mtime=0)
 
 
 def replace_local(target: str, data: bytes) -> None:

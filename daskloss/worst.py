@@ -15,6 +15,7 @@ same, so whichever is kept, the list is the same.
 
 from __future__ import annotations
 
+import base64
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -149,6 +150,45 @@ class WorstRows:
             found.setdefault(key, []).append(row)
         return found
 
+    def to_data(self) -> dict[str, Any]:
+        """The worst rows as JSON-ready data: ``{k, keys, ids, weighted, table}``.
+
+        ``table`` is the Arrow table as an Arrow IPC stream, base64-encoded, so
+        every value and type is kept exactly. :meth:`from_data` reads it back.
+        """
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, self.table.schema) as writer:
+            writer.write_table(self.table)
+        return {
+            "k": self.k,
+            "keys": list(self.keys),
+            "ids": list(self.ids),
+            "weighted": self.weighted,
+            "table": base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii"),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> WorstRows:
+        """The worst rows :meth:`to_data` wrote.
+
+        Raises
+        ------
+        ValueError, TypeError, KeyError
+            Data that is not what :meth:`to_data` writes.
+        """
+        k, weighted = data["k"], data["weighted"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise TypeError(f"worst rows' k must be an integer >= 0; got {k!r}")
+        if not isinstance(weighted, bool):
+            raise TypeError(f"worst rows' weighted must be true or false; got {weighted!r}")
+        keys, ids = _names(data["keys"]), _names(data["ids"])
+        try:
+            table = pa.ipc.open_stream(base64.b64decode(data["table"], validate=True)).read_all()
+        except pa.ArrowException as exc:
+            raise ValueError(f"the worst rows' table is not an Arrow stream ({exc})") from exc
+        _check_columns(table, keys, ids)
+        return cls(k, table, keys, ids, weighted)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, WorstRows) and (
             self.k,
@@ -182,6 +222,27 @@ def candidate_table(
     columns["y_pred"] = pa.array(y_pred)
     columns["weight"] = pa.array(np.ones(len(d)) if weight is None else weight)
     return pa.table(columns)
+
+
+def _names(values: Any) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(isinstance(name, str) for name in values):
+        raise TypeError(f"expected a list of column names; got {values!r}")
+    return tuple(values)
+
+
+def _check_columns(table: pa.Table, keys: Sequence[str], ids: Sequence[str]) -> None:
+    """A table of :class:`WorstRows`'s columns (the key and id columns may lack if it is empty)."""
+    names = set(table.column_names)
+    named = {_KEY + name for name in keys} | {_ID + name for name in ids}
+    missing = [name for name in _VALUES if name not in names]
+    if table.num_rows:
+        missing += sorted(named - names)
+    unknown = sorted(names - named - set(_VALUES))
+    if missing or unknown:
+        raise ValueError(f"worst rows' table lacks columns {missing} or has others {unknown}")
+    for name in _VALUES:
+        if table.schema.field(name).type != pa.float64():
+            raise TypeError(f"worst rows' column {name} is {table.schema.field(name).type}")
 
 
 def _slice_codes(table: pa.Table, keys: Sequence[str]) -> tuple[np.ndarray, list[tuple[Any, ...]]]:

@@ -269,9 +269,17 @@ def day_frame(seed: int, n: int = 200) -> pd.DataFrame:
     )
 
 
-def write_day(root: Path, day: int, seed: int | None = None, n: int = 200) -> Path:
-    """``root/day=DD/part.parquet`` (rewritten if it exists)."""
+def write_day(
+    root: Path, day: int, seed: int | None = None, n: int = 200, *, ids: bool = False
+) -> Path:
+    """``root/day=DD/part.parquet`` (rewritten if it exists).
+
+    With ``ids``, an ``id`` column of text ``"<day>:<seed>:<row>"`` as well.
+    """
     path = root / f"day={day:02d}" / "part.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    day_frame(day if seed is None else seed, n).to_parquet(path, index=False)
+    frame = day_frame(day if seed is None else seed, n)
+    if ids:
+        frame["id"] = [f"{day}:{seed}:{row}" for row in range(n)]
+    frame.to_parquet(path, index=False)
     return path

@@ -23,7 +23,6 @@ A job config is a TOML file with these tables (only ``[dataset]`` and
     intervals = true            # standard errors and 95% intervals of mse, rmse, mae, bias
     histogram = true            # residual histogram: quantiles of |d|, share of SE of the top 1%
     worst_k = 10                # the rows of largest |d| listed, overall and per slice (0: none)
-                                # (histogram, worst_k: on by default; off by default with [cache])
     id_columns = ["id"]         # columns shown with each worst row (and in the per-row losses)
 
     [output]

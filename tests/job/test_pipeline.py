@@ -23,6 +23,12 @@ METRIC_KEYS = (
     "predictions",
     "comparisons",
 )
+#: The report's keys of the shape of the errors (the first prediction's; the others'
+#: are in ``predictions``, each slice's worst rows in ``slices``).
+SHAPE_KEYS = ("intervals", "quantiles", "histogram", "se_share", "worst")
+#: Statistics artifacts hold no residuals: the runs compared with their reports go
+#: without the histogram and the worst rows (a cache holds them: see _report_bytes).
+NO_RESIDUALS = {"histogram": False, "worst_k": 0}
 
 
 def _config(tmp_path: Path, data: Path, **sections) -> Path:
@@ -31,14 +37,13 @@ def _config(tmp_path: Path, data: Path, **sections) -> Path:
         data,
         tmp_path / "report.json",
         columns={"y_pred": ["y_pred", "y_old"], "weight": "w"},
-        # Statistics (artifacts, the cache) hold no residuals: the runs compared with
-        # them go without the histogram and the worst rows.
+        # set, so that a cache keeps them too (with [cache] they are off unless set)
         evaluation={
             "group_by": ["segment", "day"],
             "baseline": "y_old",
             "min_slice_count": 40,
-            "histogram": False,
-            "worst_k": 0,
+            "histogram": True,
+            "worst_k": 10,
         },
     )
     for name, table in sections.items():
@@ -49,6 +54,12 @@ def _config(tmp_path: Path, data: Path, **sections) -> Path:
 def _metric_bytes(report: dict) -> str:
     """The report's numbers as its JSON text: what must be identical, byte for byte."""
     return render_json({key: report.get(key) for key in METRIC_KEYS})
+
+
+def _report_bytes(report: dict) -> str:
+    """The numbers and the shape of the errors (which must be there) as JSON text."""
+    assert report["quantiles"] and report["histogram"] and report["worst"], "no shape"
+    return render_json({key: report.get(key) for key in METRIC_KEYS + SHAPE_KEYS})
 
 
 def _evaluate(capsys, config: Path, *argv: str) -> tuple[int, dict, str]:
@@ -67,7 +78,7 @@ def test_merged_statistics_report_equals_one_run_over_the_union(tmp_path, capsys
     """merge A B -o ALL; report ALL: every number equals one run over A and B's rows."""
     data = tmp_path / "data"
     _days(data / "a", range(1, 5)), _days(data / "b", range(5, 9))
-    config = _config(tmp_path, data, evaluation={"min_slice_count": 68})
+    config = _config(tmp_path, data, evaluation={"min_slice_count": 68, **NO_RESIDUALS})
     for part in ("a", "b"):
         code, _, err = _evaluate(
             capsys, config, "--set", f"dataset.path={data / part}", "--set",
@@ -89,8 +100,30 @@ def test_merged_statistics_report_equals_one_run_over_the_union(tmp_path, capsys
     assert from_statistics["inputs"]["files"] == union["dataset"]["files"] == 8
 
 
-def test_cache_turns_the_residuals_off_by_default_and_refuses_them_if_asked(tmp_path, capsys):
-    """With [cache] the histogram and worst rows are off by default; asked for, exit 2."""
+def test_a_cached_run_reports_the_shape_of_the_errors_as_a_full_run(tmp_path, capsys):
+    """With [cache] and the residuals set: quantiles, histogram, se_share and worst rows of
+    every prediction and slice are a full run's, byte for byte; per-row losses exit 2."""
+    data = _days(tmp_path / "data", [1, 2, 3])
+    config = _config(tmp_path, data, cache={"path": str(tmp_path / "cache")})
+    code, first, err = _evaluate(capsys, config)
+    assert code == 0 and first["cache"]["files_read"] == 3 and first["worst"], err
+    write_day(data, 4), write_day(data, 2, seed=5)
+    code, second, err = _evaluate(capsys, config)
+    assert code == 0, err
+    assert (second["cache"]["files_reused"], second["cache"]["files_read"]) == (2, 2)
+    code, full, err = _evaluate(capsys, config, "--set", "cache.path=")
+    assert code == 0, err
+    assert _report_bytes(second) == _report_bytes(full)
+    assert len(second["worst"]) == 10 and second["predictions"]["y_old"]["worst"]
+    assert all(entry["worst"] for entry in second["predictions"]["y_pred"]["slices"])
+    assert second["se_share"]["low"] <= second["se_share"]["high"]
+    code, _, err = _evaluate(capsys, config, "--set", f"output.losses={tmp_path / 'losses'}")
+    assert code == 2 and "per-row losses need every file read" in err
+    assert not (tmp_path / "losses").exists()
+
+
+def test_a_cache_leaves_the_residuals_off_unless_they_are_set(tmp_path, capsys):
+    """[cache] with histogram and worst_k unset: no residuals, and the report says so."""
     data = _days(tmp_path / "data", [1, 2])
     config = job_config(
         data,
@@ -103,11 +136,12 @@ def test_cache_turns_the_residuals_off_by_default_and_refuses_them_if_asked(tmp_
     assert code == 0, err
     assert report["worst"] is None and report["quantiles"] is None
     assert report["intervals"]["mse"]["stderr"] > 0
-    for setting in ("evaluation.histogram=true", "evaluation.worst_k=3"):
-        code, _, err = _evaluate(capsys, path, "--set", setting)
-        assert code == 2 and "a cache keeps each file's statistics, not its residuals" in err
+    evaluation = report["settings"]["evaluation"]
+    assert (evaluation["histogram"], evaluation["worst_k"]) == (False, 0)
     code, report, err = _evaluate(capsys, path, "--set", "cache.path=")
     assert code == 0 and len(report["worst"]) == 10 and report["quantiles"]["abs_error"]
+    evaluation = report["settings"]["evaluation"]
+    assert (evaluation["histogram"], evaluation["worst_k"]) == (True, 10)
 
 
 def test_report_of_statistics_is_shaped_like_the_run_and_stays_out_of_the_dataset(
@@ -177,7 +211,7 @@ def test_day_two_reads_three_files_and_reports_as_a_full_run(tmp_path, capsys, r
     assert "cache: 3 files read, 8 reused" in err
     code, full, err = _evaluate(capsys, config, "--set", "cache.path=")
     assert code == 0, err
-    assert _metric_bytes(second) == _metric_bytes(full)
+    assert _report_bytes(second) == _report_bytes(full)
     assert second["inputs"]["digest"] == full["inputs"]["digest"]
 
 
@@ -198,7 +232,7 @@ def test_same_inputs_same_bytes_and_digest(tmp_path, capsys):
     data = _days(tmp_path / "data", [1, 2, 3])
     config = _config(tmp_path, data)
     reports = [_evaluate(capsys, config)[1] for _ in range(2)]
-    assert _metric_bytes(reports[0]) == _metric_bytes(reports[1])
+    assert _report_bytes(reports[0]) == _report_bytes(reports[1])
     assert reports[0]["inputs"]["digest"] == reports[1]["inputs"]["digest"]
     assert reports[0]["inputs"]["digest"].startswith("sha256:")
     write_day(data, 2, seed=9)
@@ -340,7 +374,10 @@ def test_a_missing_baseline_file_fails_before_any_work(tmp_path, capsys, reads):
 def test_report_of_statistics_applies_their_gates(tmp_path, capsys):
     """daskloss report ARTIFACT: the run's gates again, exit 5; --format table and --output."""
     config = _config(
-        tmp_path, _days(tmp_path / "data", [1]), output={"stats": str(tmp_path / "s.json")}
+        tmp_path,
+        _days(tmp_path / "data", [1]),
+        output={"stats": str(tmp_path / "s.json")},
+        evaluation=NO_RESIDUALS,
     )
     code, report, _ = _evaluate(capsys, config, *_gates('{metric = "mse", max = 0.0}'))
     assert code == 5
@@ -389,7 +426,7 @@ def test_incremental_run_on_a_cluster(tmp_path, capsys, scheduler_address):
     assert (first["cache"]["files_read"], second["cache"]["files_read"]) == (3, 1)
     assert second["scheduler"] == scheduler_address
     code, embedded, err = _evaluate(capsys, config, "--set", "cache.path=")
-    assert _metric_bytes(second) == _metric_bytes(embedded)
+    assert _report_bytes(second) == _report_bytes(embedded)
 
 
 @pytest.mark.s3
@@ -426,6 +463,6 @@ def test_cache_statistics_and_report_on_an_object_store(tmp_path, capsys, s3_buc
     assert second["settings"]["cache"]["storage_options"]["secret"] == "***"
     code, full, err = _evaluate(capsys, config, "--set", "cache.path=", "--set", "output.stats=")
     assert code == 0, err
-    assert _metric_bytes(second) == _metric_bytes(full)
+    assert _report_bytes(second) == _report_bytes(full)
     assert json.loads(fs.cat(f"{bucket}/reports/2026-03-02.json"))["count"] == 800
     assert fs.cat(f"{bucket}/stats/2026-03-02.json.gz")[:2] == b"\x1f\x8b"

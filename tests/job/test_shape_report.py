@@ -36,7 +36,7 @@ def test_config_keys_have_defaults_and_are_checked():
     assert (evaluation.intervals, evaluation.histogram, evaluation.worst_k) == (True, None, None)
     assert shape_defaults(None, None, cache=None) == (True, 10)
     assert shape_defaults(None, None, cache=object()) == (False, 0)
-    assert shape_defaults(False, 3, cache=None) == (False, 3)
+    assert shape_defaults(False, 3, cache=object()) == (False, 3)
     assert evaluation.id_columns is None and settings.output.html is None
     ids = parse_settings(job_config("d", "r", evaluation={"id_columns": "id"})).evaluation
     assert ids.id_columns == ("id",)
