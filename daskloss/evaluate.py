@@ -39,7 +39,7 @@ from daskloss.distribution import QUANTILE_LEVELS, Histogram
 from daskloss.errors import ConfigError, DataError, EmptyDatasetError
 from daskloss.formulas import compare
 from daskloss.formulas import intervals as metric_intervals
-from daskloss.losses import LossesTarget
+from daskloss.losses import LossesTarget, check_loss_columns
 from daskloss.names import FILE_FORMATS, NAN_POLICIES, FileFormat, NanPolicy, check_choice
 from daskloss.policy import ReadRoots
 from daskloss.reduce import check_split_every, tree_reduce
@@ -360,10 +360,18 @@ def evaluate(
     >>> evaluate(frame).metrics["rmse"]
     10.0
     """
-    spec = EvaluationSpec.of(
-        y_true, y_pred, weight, group_by=group_by, baseline=baseline, moments=intervals
+    spec, shape = evaluation_specs(
+        y_true,
+        y_pred,
+        weight,
+        group_by=group_by,
+        baseline=baseline,
+        intervals=intervals,
+        histogram=histogram,
+        worst_k=worst_k,
+        id_columns=id_columns,
+        losses=losses is not None,
     )
-    shape = ShapeSpec.of(spec, histogram=histogram, worst_k=worst_k, id_columns=id_columns)
     check_choice("nan_policy", nan_policy, NAN_POLICIES)
     if format is not None:
         check_choice("format", format, FILE_FORMATS)
@@ -465,6 +473,38 @@ def evaluate(
     if target is not None:
         written = target.commit(computed.losses)
     return replace(EvaluationResult.of(evaluation, plan, outcome, shaped), losses=written)
+
+
+def evaluation_specs(
+    y_true: str,
+    y_pred: str | Sequence[str],
+    weight: str | None,
+    *,
+    group_by: str | Sequence[str] | None = None,
+    baseline: str | None = None,
+    intervals: bool = False,
+    histogram: bool = False,
+    worst_k: int = 0,
+    id_columns: str | Sequence[str] | None = None,
+    losses: bool = False,
+) -> tuple[EvaluationSpec, ShapeSpec]:
+    """What :func:`evaluate` computes, checked: the column roles and the shape of the errors.
+
+    The job calls it before it starts or reaches a cluster, so that a bad
+    setting is a config error however the cluster fares.
+
+    Raises
+    ------
+    ConfigError
+        A bad argument (see :func:`evaluate`).
+    """
+    spec = EvaluationSpec.of(
+        y_true, y_pred, weight, group_by=group_by, baseline=baseline, moments=intervals
+    )
+    shape = ShapeSpec.of(spec, histogram=histogram, worst_k=worst_k, id_columns=id_columns)
+    if losses:
+        check_loss_columns(spec, shape.id_columns)
+    return spec, shape
 
 
 def _tasks_run_here() -> bool:

@@ -32,7 +32,7 @@ from daskloss.cache import StatisticsCache
 from daskloss.cluster import connect
 from daskloss.config import CacheSettings, Settings, parse_settings, redacted
 from daskloss.errors import ConfigError
-from daskloss.evaluate import EvaluationResult, evaluate
+from daskloss.evaluate import EvaluationResult, evaluate, evaluation_specs
 from daskloss.gates import BaselineFile, check_gates, load_baselines
 from daskloss.html import render_html
 from daskloss.losses import check_losses_path
@@ -120,6 +120,18 @@ def run_job(
     # the report records the values used, not "default"
     evaluation = replace(settings.evaluation, histogram=histogram, worst_k=worst_k)
     settings = replace(settings, evaluation=evaluation)
+    evaluation_specs(
+        settings.columns.y_true,
+        settings.columns.y_pred,
+        settings.columns.weight,
+        group_by=evaluation.group_by,
+        baseline=evaluation.baseline,
+        intervals=evaluation.intervals,
+        histogram=histogram,
+        worst_k=worst_k,
+        id_columns=evaluation.id_columns,
+        losses=losses_path is not None,
+    )
     weighted = settings.columns.weight is not None
     started = datetime.now(UTC)
     clock = time.perf_counter()

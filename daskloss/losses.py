@@ -69,6 +69,26 @@ def loss_columns(spec: EvaluationSpec) -> list[tuple[int, str, str]]:
     ]
 
 
+def check_loss_columns(
+    spec: EvaluationSpec, ids: Sequence[str]
+) -> tuple[tuple[int, str, str], ...]:
+    """The loss columns of ``spec``, refusing id columns of the same names.
+
+    Raises
+    ------
+    ConfigError
+        An id column with the name of a loss column.
+    """
+    columns = tuple(loss_columns(spec))
+    clash = sorted({name for _, _, name in columns} & set(ids))
+    if clash:
+        raise ConfigError(
+            f"id column(s) {clash} have the name of a loss column of the per-row losses; "
+            "choose other evaluation.id_columns"
+        )
+    return columns
+
+
 def check_losses_path(path: str, dataset: str | None = None) -> None:
     """Fail before any work if the losses cannot or must not be written to directory ``path``.
 
@@ -160,13 +180,7 @@ class LossesTarget:
         ConfigError
             A loss column name that is also an id column.
         """
-        columns = tuple(loss_columns(spec))
-        clash = sorted({name for _, _, name in columns} & set(ids))
-        if clash:
-            raise ConfigError(
-                f"id column(s) {clash} have the name of a loss column of the per-row losses; "
-                "rename them or choose other id columns"
-            )
+        columns = check_loss_columns(spec, ids)
         trimmed = path.rstrip("/")
         parent, name = posixpath.split(trimmed) if "://" in path else os.path.split(trimmed)
         joined = posixpath.join if "://" in path else os.path.join

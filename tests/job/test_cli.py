@@ -307,6 +307,17 @@ def test_make_sample_rejects_a_negative_seed(tmp_path, capsys):
     assert run.code == 2 and "--seed: expected an integer >= 0" in run.err
 
 
+def test_bad_evaluation_settings_fail_before_the_cluster_is_reached(sample, tmp_path, capsys):
+    """An id column named like a worst-row field is a config error (2), not a lost cluster (4)."""
+    config = write_config(tmp_path / "job.toml", job_config(sample, tmp_path / "r.json"))
+    for setting in ("evaluation.id_columns=error", "evaluation.id_columns=y_true"):
+        run = run_cli(
+            ["evaluate", str(config), "--set", setting, "--scheduler", "tcp://127.0.0.1:1"],
+            capsys,
+        )
+        assert run.code == 2 and "evaluation.id_columns" in run.err, run.err
+
+
 def test_too_many_worst_rows_is_a_config_error(sample, tmp_path, capsys):
     """A huge worst_k is refused before any work (exit 2), in the job and the library."""
     config = write_config(tmp_path / "job.toml", job_config(sample, tmp_path / "r.json"))
