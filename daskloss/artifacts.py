@@ -89,10 +89,10 @@ __all__ = [
     "write_artifact",
 ]
 
-#: What the ``format`` field of every artifact says.
-ARTIFACT_FORMAT = "daskloss-statistics"
 _LOG = logging.getLogger(__name__)
 
+#: What the ``format`` field of every artifact says.
+ARTIFACT_FORMAT = "daskloss-statistics"
 #: The artifact format's version: raised whenever what is saved changes meaning.
 ARTIFACT_VERSION = 2
 #: The versions a reader accepts: version 1 is version 2 without the ``shape``.
@@ -425,25 +425,13 @@ def decode_shape(data: Any, spec: EvaluationSpec, where: str) -> ShapeStats | No
 
 def _merged_shape(parts: Sequence[StatisticsArtifact], names: Sequence[str]) -> ShapeStats | None:
     """The parts' shapes merged exactly, or None (logged) when they were not gathered alike."""
-    missing = [name for part, name in zip(parts, names, strict=True) if part.shape is None]
-    if len(missing) == len(parts):
+    shapes = [part.shape for part in parts if part.shape is not None]
+    if not shapes:
         return None
-    reason = None
-    if missing:
-        reason = f"{', '.join(missing)} gathered none"
-    else:
-        first = parts[0].shape.settings()  # type: ignore[union-attr]
-        for part, name in zip(parts[1:], names[1:], strict=True):
-            theirs = part.shape.settings()  # type: ignore[union-attr]
-            if theirs != first:
-                reason = (
-                    f"{names[0]} and {name} were gathered with other settings "
-                    f"({_shape_shown(first)} against {_shape_shown(theirs)})"
-                )
-                break
+    reason = _unlike_shapes(parts, names)
     if reason is None:
         try:
-            return ShapeStats.merge_all([part.shape for part in parts])  # type: ignore[misc]
+            return ShapeStats.merge_all(shapes)
         except pa.ArrowException as exc:  # id columns of other types
             reason = f"their worst rows do not merge ({type(exc).__name__}: {exc})"
     _LOG.info(
@@ -452,6 +440,21 @@ def _merged_shape(parts: Sequence[StatisticsArtifact], names: Sequence[str]) -> 
         "worst_k and id_columns in every run to merge it too)",
         redact_text(" ".join(reason.split()))[:300],
     )
+    return None
+
+
+def _unlike_shapes(parts: Sequence[StatisticsArtifact], names: Sequence[str]) -> str | None:
+    """Why the parts' shapes do not merge: some hold none, or of other settings (else None)."""
+    missing = [name for part, name in zip(parts, names, strict=True) if part.shape is None]
+    if missing:
+        return f"{', '.join(missing)} gathered none"
+    settings = [part.shape.settings() for part in parts if part.shape is not None]
+    for theirs, name in zip(settings[1:], names[1:], strict=True):
+        if theirs != settings[0]:
+            return (
+                f"{names[0]} and {name} were gathered with other settings "
+                f"({_shape_shown(settings[0])} against {_shape_shown(theirs)})"
+            )
     return None
 
 

@@ -6,11 +6,12 @@ import datetime
 import gzip
 import json
 import logging
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 
@@ -317,8 +318,20 @@ def test_merge_merges_shapes_exactly():
         _same_shape(merged.shape, whole_shape)
 
 
+def _text_numbers(shape: ShapeStats) -> ShapeStats:
+    """The shape with its worst rows' ``number`` ids as text (an id of another type)."""
+    sides = []
+    for side in shape.predictions:
+        table = side.worst.table
+        index = table.schema.get_field_index("id:number")
+        table = table.set_column(index, "id:number", pc.cast(table["id:number"], pa.string()))
+        sides.append(replace(side, worst=replace(side.worst, table=table)))
+    return ShapeStats(tuple(sides))
+
+
 def test_merge_without_a_common_shape_keeps_the_metrics(caplog):
-    """Shapes of other settings, or a part without one: merged without a shape, said at INFO."""
+    """Shapes of other settings, a part without one, or worst rows whose ids are of other
+    types: merged without a shape, said at INFO."""
     (a, shape_a), (b, shape_b) = _shaped(0, 150), _shaped(150, 300)
     other = ShapeSpec.of(SPEC, histogram=True, worst_k=3, id_columns=["number"])
     _, shape_other = _shaped(150, 300, other)
@@ -327,6 +340,7 @@ def test_merge_without_a_common_shape_keeps_the_metrics(caplog):
     cases = [
         (_artifact(b, "/d/b", shape=shape_other), "gathered with other settings"),
         (_artifact(b, "/d/b"), "B gathered none"),
+        (_artifact(b, "/d/b", shape=_text_numbers(shape_b)), "their worst rows do not merge"),
     ]
     for second, reason in cases:
         caplog.clear()
