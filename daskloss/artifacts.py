@@ -348,8 +348,9 @@ class StatisticsArtifact:
         """The artifact of all the runs' rows together (``names`` name the parts in errors).
 
         The shapes of the errors merge exactly when every part has one, gathered
-        with the same settings; otherwise the merged artifact has none (its
-        statistics are merged all the same), and a log line at INFO says why.
+        with the same settings (and worst rows whose id columns are of one type);
+        otherwise the merged artifact has none (its statistics are merged all the
+        same), and a log line at INFO says why.
 
         Raises
         ------
