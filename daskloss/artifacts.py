@@ -6,13 +6,18 @@ with the evaluation's spec (column roles, slices, baseline), the NaN policy,
 and the files the statistics cover. Merging the artifacts of runs over
 disjoint files gives, exactly, the statistics of one run over all of them
 (:meth:`StatisticsArtifact.merge_all`), so their report is the same, byte for
-byte in its metrics.
+byte in its metrics. When the run gathered the shape of its errors (each
+prediction's residual histogram and worst rows, :mod:`daskloss.shape`), the
+artifact holds it too, exactly, with the settings it was gathered under; the
+shapes of runs gathered alike merge exactly as well, so the report's
+quantiles, histogram, share of SE and worst rows are also one run's.
 
 The file is JSON (gzip-compressed when its name ends in ``.gz``; read either
-way), never a pickle. Version 1::
+way), never a pickle. Version 2::
 
     format        "daskloss-statistics"
-    version       1 (ARTIFACT_VERSION); a reader refuses any other
+    version       2 (ARTIFACT_VERSION); a reader also reads version 1 (which has
+                  no shape) and refuses any other
     created_by    {"daskloss": "0.1.0"}
     spec          {y_true, y_pred: [...], weight, group_by: [...], baseline, moments}
     nan_policy    "error" or "skip"
@@ -27,6 +32,12 @@ way), never a pickle. Version 1::
                   Timestamp, nanoseconds included)
     dataset       {paths: [...], format, partitions, files: [[path, size, version], ...]}
     settings      the run's resolved settings, secrets redacted (null from the library)
+    shape         null, or {histogram, worst_k, id_columns, predictions}: the shape
+                  settings (the histogram gathered or not, the worst rows kept per
+                  slice and their id columns) and each prediction's histogram and
+                  worst rows (:meth:`ShapeStats.to_data
+                  <daskloss.shape.ShapeStats.to_data>`, as the cache keeps them:
+                  exact counts and weight sums, the worst rows as an Arrow IPC stream)
 
 Counts are JSON integers; exact sums are text ``"0x<mantissa>p<exponent>"``
 standing for ``mantissa * 2**exponent`` (:func:`daskloss.exact.dyadic_text`:
@@ -38,12 +49,14 @@ moments that were not summed are null.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 import daskloss
 from daskloss.errors import ConfigError, DataError, ReadError
@@ -51,6 +64,7 @@ from daskloss.exact import dyadic_text, dyadic_value
 from daskloss.names import NAN_POLICIES
 from daskloss.policy import redact_text, redact_url
 from daskloss.roles import EvaluationSpec
+from daskloss.shape import ShapeSpec, ShapeStats
 from daskloss.sources.plan import FileEntry
 from daskloss.stats import ErrorStats, EvaluationStats, PairStats, SliceStats
 from daskloss.storage import gunzip, gzipped, read_bytes, write_bytes
@@ -62,9 +76,12 @@ __all__ = [
     "ARTIFACT_FORMAT",
     "ARTIFACT_VERSION",
     "MAX_ARTIFACT_BYTES",
+    "READABLE_VERSIONS",
     "StatisticsArtifact",
+    "decode_shape",
     "decode_slices",
     "decode_statistics",
+    "encode_shape",
     "encode_slices",
     "encode_statistics",
     "read_artifact",
@@ -72,10 +89,14 @@ __all__ = [
     "write_artifact",
 ]
 
+_LOG = logging.getLogger(__name__)
+
 #: What the ``format`` field of every artifact says.
 ARTIFACT_FORMAT = "daskloss-statistics"
 #: The artifact format's version: raised whenever what is saved changes meaning.
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2
+#: The versions a reader accepts: version 1 is version 2 without the ``shape``.
+READABLE_VERSIONS = (1, 2)
 #: The largest artifact read, compressed or not (a run's statistics take kilobytes).
 MAX_ARTIFACT_BYTES = 1 << 30
 
@@ -193,6 +214,11 @@ class StatisticsArtifact:
         a merge); None when the statistics came from the library.
     created_by : str
         The daskloss version that wrote the artifact.
+    shape : ShapeStats or None
+        Each prediction's residual histogram and worst rows, when the run
+        gathered them (their settings: :meth:`ShapeStats.settings
+        <daskloss.shape.ShapeStats.settings>`); None otherwise, after a merge
+        of parts gathered otherwise, and in a version 1 artifact.
     """
 
     evaluation: EvaluationStats
@@ -203,6 +229,7 @@ class StatisticsArtifact:
     partitions: int = 0
     settings: Mapping[str, Any] | None = None
     created_by: str = field(default_factory=lambda: daskloss.__version__)
+    shape: ShapeStats | None = None
 
     @classmethod
     def of(
@@ -219,6 +246,7 @@ class StatisticsArtifact:
             format=result.format,
             partitions=result.npartitions,
             settings=settings,
+            shape=result.shape,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -236,6 +264,7 @@ class StatisticsArtifact:
                 "files": [[e.path, e.size, e.version] for e in self.files],
             },
             "settings": None if self.settings is None else dict(self.settings),
+            "shape": None if self.shape is None else encode_shape(self.shape),
         }
 
     @classmethod
@@ -252,14 +281,17 @@ class StatisticsArtifact:
                 f'{where} is not a daskloss statistics artifact (no "format": '
                 f'"{ARTIFACT_FORMAT}"); give files written by output.stats or daskloss merge'
             )
-        if data.get("version") != ARTIFACT_VERSION:
+        version = data.get("version")
+        if type(version) is not int or version not in READABLE_VERSIONS:
             raise DataError(
-                f"{where} holds statistics of version {data.get('version')!r}; this daskloss "
-                f"({daskloss.__version__}) reads version {ARTIFACT_VERSION} only: use the "
-                "daskloss that wrote it, or compute the statistics again"
+                f"{where} holds statistics of version {version!r}; this daskloss "
+                f"({daskloss.__version__}) reads versions "
+                f"{' and '.join(map(str, READABLE_VERSIONS))} only: use the daskloss that "
+                "wrote it, or compute the statistics again"
             )
         evaluation = decode_statistics(data, where)
         try:
+            shape = None if version == 1 else decode_shape(data["shape"], evaluation.spec, where)
             nan_policy = data["nan_policy"]
             if nan_policy not in NAN_POLICIES:
                 raise ValueError(f"nan_policy {nan_policy!r}")
@@ -280,6 +312,7 @@ class StatisticsArtifact:
                 partitions=_count(dataset["partitions"]),
                 settings=settings,
                 created_by=str(data.get("created_by", {}).get("daskloss", "")),
+                shape=shape,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(
@@ -314,6 +347,11 @@ class StatisticsArtifact:
     ) -> StatisticsArtifact:
         """The artifact of all the runs' rows together (``names`` name the parts in errors).
 
+        The shapes of the errors merge exactly when every part has one, gathered
+        with the same settings (and worst rows whose id columns are of one type);
+        otherwise the merged artifact has none (its statistics are merged all the
+        same), and a log line at INFO says why.
+
         Raises
         ------
         DataError
@@ -341,7 +379,91 @@ class StatisticsArtifact:
             format="+".join(formats) if formats else None,
             partitions=sum(part.partitions for part in parts),
             settings=first.settings,
+            shape=_merged_shape(parts, names),
         )
+
+
+def encode_shape(shape: ShapeStats) -> dict[str, Any]:
+    """The shape of the errors as JSON-ready data (the ``shape`` of the module docstring)."""
+    settings = shape.settings()
+    return {
+        "histogram": settings.histogram,
+        "worst_k": settings.worst_k,
+        "id_columns": list(settings.id_columns),
+        "predictions": shape.to_data(),
+    }
+
+
+def decode_shape(data: Any, spec: EvaluationSpec, where: str) -> ShapeStats | None:
+    """The shape :func:`encode_shape` wrote (None for null), checked against its settings.
+
+    Raises
+    ------
+    DataError
+        Data that is not what :func:`encode_shape` writes for ``spec``.
+    """
+    if data is None:
+        return None
+    try:
+        histogram = data["histogram"]
+        if not isinstance(histogram, bool):
+            raise TypeError(f"histogram should be true or false, got {histogram!r}")
+        settings = ShapeSpec.of(
+            spec,
+            histogram=histogram,
+            worst_k=data["worst_k"],
+            id_columns=[_text(name) for name in data["id_columns"]],
+        )
+        if not settings.active:
+            raise ValueError("a shape with neither a histogram nor worst rows")
+        return ShapeStats.from_data(data["predictions"], spec, settings)
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise DataError(
+            f"{where} does not hold a readable shape of the errors ({type(exc).__name__}: "
+            f"{redact_text(str(exc))[:200]}); was it written by daskloss?"
+        ) from None
+
+
+def _merged_shape(parts: Sequence[StatisticsArtifact], names: Sequence[str]) -> ShapeStats | None:
+    """The parts' shapes merged exactly, or None (logged) when they were not gathered alike."""
+    shapes = [part.shape for part in parts if part.shape is not None]
+    if not shapes:
+        return None
+    reason = _unlike_shapes(parts, names)
+    if reason is None:
+        try:
+            return ShapeStats.merge_all(shapes)
+        except pa.ArrowException as exc:  # id columns of other types
+            reason = f"their worst rows do not merge ({type(exc).__name__}: {exc})"
+    _LOG.info(
+        "the merged statistics hold no histogram or worst rows: %s; their metrics are "
+        "merged exactly all the same (gather the shape with the same evaluation.histogram, "
+        "worst_k and id_columns in every run to merge it too)",
+        redact_text(" ".join(reason.split()))[:300],
+    )
+    return None
+
+
+def _unlike_shapes(parts: Sequence[StatisticsArtifact], names: Sequence[str]) -> str | None:
+    """Why the parts' shapes do not merge: some hold none, or of other settings (else None)."""
+    missing = [name for part, name in zip(parts, names, strict=True) if part.shape is None]
+    if missing:
+        return f"{', '.join(missing)} gathered none"
+    settings = [part.shape.settings() for part in parts if part.shape is not None]
+    for theirs, name in zip(settings[1:], names[1:], strict=True):
+        if theirs != settings[0]:
+            return (
+                f"{names[0]} and {name} were gathered with other settings "
+                f"({_shape_shown(settings[0])} against {_shape_shown(theirs)})"
+            )
+    return None
+
+
+def _shape_shown(settings: ShapeSpec) -> str:
+    return (
+        f"histogram {str(settings.histogram).lower()}, worst_k {settings.worst_k}, "
+        f"id_columns {list(settings.id_columns)}"
+    )
 
 
 def write_artifact(

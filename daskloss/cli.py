@@ -354,6 +354,8 @@ def _add_merge(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         description="Merge the statistics artifacts of runs over disjoint files into one: its "
         "report is that of one run over all their rows. Artifacts of different column roles, "
         "slices, baselines or NaN policies, or sharing a file, are refused (exit code 3). "
+        "Their histograms and worst rows merge too when every run gathered them with the "
+        "same settings (else the merged artifact holds none: -v says why). "
         "Prints the output path on stdout.",
     )
     merge.add_argument("artifacts", metavar="ARTIFACT", nargs="+", help="statistics to merge")

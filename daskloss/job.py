@@ -241,9 +241,13 @@ def report_statistics(
     """The report of a statistics artifact, as the run that wrote it would report it.
 
     The metrics, slices, predictions and comparisons are those of one run over
-    every row the artifact covers; the settings that shape the report
-    (``evaluation.metrics``, ``min_slice_count``, the gates) are those stored
-    in the artifact. The report is written to ``output`` if given.
+    every row the artifact covers; so are the quantiles, histogram, share of SE
+    and worst rows when the artifact holds the shape of the errors (null when
+    it does not: a version 1 artifact, or a merge of runs that gathered it
+    otherwise). The settings that shape the report (``evaluation.metrics``,
+    ``min_slice_count``, the gates) are those stored in the artifact, with
+    ``evaluation.histogram`` and ``worst_k`` saying what it holds. The report
+    is written to ``output`` if given.
 
     Raises
     ------
@@ -264,7 +268,8 @@ def report_statistics(
     baselines = load_baselines(settings.gates, None, ReadRoots.from_environ())
     plan = Plan(units=(), kind="files", format=artifact.format, listing=artifact.files)
     result = replace(
-        EvaluationResult.of(artifact.evaluation, plan), npartitions=artifact.partitions
+        EvaluationResult.of(artifact.evaluation, plan, shape=artifact.shape),
+        npartitions=artifact.partitions,
     )
     report = build_report(
         result,
@@ -361,7 +366,8 @@ def _artifact_settings(artifact: StatisticsArtifact, output: str | None) -> Sett
     """The settings an artifact's report is made with: the run's, writing only ``output``.
 
     The column roles, slices, baseline and NaN policy are the statistics'
-    own; the dataset's path names the datasets they cover.
+    own, and the histogram and ``worst_k`` those of the shape they hold (off
+    without one); the dataset's path names the datasets they cover.
     """
     spec = artifact.evaluation.spec
     saved = artifact.settings or {}
@@ -375,6 +381,7 @@ def _artifact_settings(artifact: StatisticsArtifact, output: str | None) -> Sett
         "group_by": list(spec.group_by) or None,
         "baseline": spec.baseline,
         "nan_policy": artifact.nan_policy,
+        **_shape_settings(artifact),
     }
     datasets = ", ".join(artifact.datasets) or "(statistics)"
     stored["dataset"] = {"path": datasets}
@@ -387,6 +394,14 @@ def _artifact_settings(artifact: StatisticsArtifact, output: str | None) -> Sett
     stored.pop("cache", None)
     settings = parse_settings(stored, source="the statistics' settings")
     return replace(settings, dataset=replace(settings.dataset, path=datasets))
+
+
+def _shape_settings(artifact: StatisticsArtifact) -> dict[str, Any]:
+    """``evaluation.histogram`` and ``worst_k`` as the artifact's shape was gathered."""
+    if artifact.shape is None:
+        return {"histogram": False, "worst_k": 0}
+    gathered = artifact.shape.settings()
+    return {"histogram": gathered.histogram, "worst_k": gathered.worst_k}
 
 
 def _check_not_read(output: str, files: Sequence[str]) -> None:

@@ -136,6 +136,18 @@ class ShapeStats:
         """The shape of both parts' rows."""
         return ShapeStats.merge_all([self, other])
 
+    def settings(self) -> ShapeSpec:
+        """What was gathered: the histogram or not, ``worst_k`` and the worst rows' id columns.
+
+        Read off the shape itself (the id columns only matter with worst rows:
+        none without them), so that two shapes merge exactly when equal.
+        """
+        first = self.predictions[0]
+        worst = first.worst
+        if worst is None:
+            return ShapeSpec(first.histogram is not None)
+        return ShapeSpec(first.histogram is not None, worst.k, worst.ids)
+
     def to_data(self) -> list[dict[str, Any]]:
         """JSON-ready data, exactly: ``[{histogram, worst}, ...]``, one per prediction.
 

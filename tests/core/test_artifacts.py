@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 import gzip
 import json
-from dataclasses import fields
+import logging
+from dataclasses import fields, replace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 
@@ -27,6 +29,7 @@ from daskloss.artifacts import (
 )
 from daskloss.chunks import Chunk
 from daskloss.roles import EvaluationSpec
+from daskloss.shape import ShapeAccumulator, ShapeSpec, ShapeStats
 from daskloss.sources.plan import FileEntry
 from daskloss.stats import EvaluationStats, PairStats
 from tests.strategies import rows
@@ -43,9 +46,51 @@ def _stats(keys: pa.Array, spec: EvaluationSpec = SPEC, seed: int = 0) -> Evalua
     return EvaluationStats.from_chunks([chunk], spec)
 
 
-def _artifact(evaluation: EvaluationStats, *paths: str, nan_policy: str = "error"):
+def _artifact(
+    evaluation: EvaluationStats,
+    *paths: str,
+    nan_policy: str = "error",
+    shape: ShapeStats | None = None,
+):
     files = tuple(FileEntry(path, 100, "v1") for path in paths)
-    return StatisticsArtifact(evaluation, nan_policy, files=files, datasets=("/d",))
+    return StatisticsArtifact(evaluation, nan_policy, files=files, datasets=("/d",), shape=shape)
+
+
+#: Id columns of several types shown with the worst rows.
+def _ids(n: int, offset: int = 0) -> dict[str, pa.Array]:
+    rows = range(offset, offset + n)
+    return {
+        "name": pa.array([f"r{i}" if i % 7 else None for i in rows]),
+        "day": pa.array([datetime.date(2026, 1, 1 + i % 28) for i in rows]),
+        "number": pa.array(list(rows), pa.int64()),
+        "at": pa.array(list(rows), pa.timestamp("ns", tz="UTC")),
+    }
+
+
+def _shaped(
+    lo: int, hi: int, shape: ShapeSpec | None = None, seed: int = 4
+) -> tuple[EvaluationStats, ShapeStats]:
+    """The statistics and shape of rows ``lo:hi`` of one sliced, weighted, two-model dataset."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    values = {name: rng.normal(size=n) * 10.0 ** rng.integers(-5, 5, n) for name in "ypq"}
+    values["w"] = rng.exponential(size=n) * 2.0 ** rng.integers(-40, 40, n)
+    keys = pa.array(list("abcab") * 60)
+    part = {name: column[lo:hi] for name, column in values.items()}
+    ids = {name: column[lo:hi] for name, column in _ids(n).items()}
+    chunk = Chunk(part, (("", hi - lo),), {"k": keys[lo:hi]}, ids)
+    shape = shape or ShapeSpec.of(SPEC, histogram=True, worst_k=4, id_columns=list(ids))
+    gathered = ShapeAccumulator(SPEC, shape)
+    stats = EvaluationStats.from_chunks([chunk], SPEC, observe=gathered.add)
+    return stats, gathered.result()
+
+
+def _same_shape(found: ShapeStats, expected: ShapeStats) -> None:
+    """Histograms (weights included) and worst rows (every value, of the same types) are equal."""
+    assert found.predictions == expected.predictions
+    for mine, theirs in zip(found.predictions, expected.predictions, strict=True):
+        assert mine.histogram.weights == theirs.histogram.weights
+        assert mine.worst.table.schema.equals(theirs.worst.table.schema)
 
 
 def test_fields_cover_the_statistics():
@@ -171,7 +216,10 @@ def test_reading_refuses_other_versions_and_other_files(tmp_path):
     data = _artifact(_stats(pa.array(["a"])), "/d/a").to_json()
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps({**data, "version": ARTIFACT_VERSION + 1}))
-    with pytest.raises(DataError, match=r"version 2; this daskloss .* reads version 1 only"):
+    with pytest.raises(
+        DataError,
+        match=rf"version {ARTIFACT_VERSION + 1}; this daskloss .* reads versions 1 and 2 only",
+    ):
         read_artifact(str(newer))
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"report_version": 3}))
@@ -197,3 +245,112 @@ def test_timestamps_keep_their_type_for_the_report_order():
     assert type(_key_of(_key_value(moment))) is datetime.datetime
     with pytest.raises(DataError, match="cannot save a slice key of type"):
         _key_value(object())
+
+
+def test_round_trip_keeps_the_shape_of_the_errors(tmp_path):
+    """Histograms and worst rows (ids of several types, slices, two weighted predictions)
+    and their settings are read back exactly, compressed or not."""
+    evaluation, shape = _shaped(0, 300)
+    artifact = _artifact(evaluation, "/d/a", shape=shape)
+    data = artifact.to_json()
+    assert data["version"] == ARTIFACT_VERSION == 2
+    assert {key: data["shape"][key] for key in ("histogram", "worst_k", "id_columns")} == {
+        "histogram": True,
+        "worst_k": 4,
+        "id_columns": ["name", "day", "number", "at"],
+    }
+    for name in ("s.json", "s.json.gz"):
+        write_artifact(artifact, str(tmp_path / name))
+        back = read_artifact(str(tmp_path / name))
+        assert back.evaluation.rows == evaluation.rows
+        _same_shape(back.shape, shape)
+        for mine, theirs in zip(back.shape.predictions, shape.predictions, strict=True):
+            assert mine.worst.table.equals(theirs.worst.table)
+        assert back.shape.settings() == shape.settings()
+        assert (
+            back.shape.predictions[0].worst.rows(("a",))[0]["day"]
+            == (shape.predictions[0].worst.rows(("a",))[0]["day"])
+        )
+    assert _artifact(evaluation, "/d/a").to_json()["shape"] is None
+
+
+def test_version_1_is_read_without_a_shape(tmp_path):
+    """An artifact of version 1 (no ``shape`` key) is read: its statistics, no shape."""
+    evaluation = _stats(pa.array(["a", "b", "a"]))
+    data = _artifact(evaluation, "/d/a").to_json()
+    del data["shape"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({**data, "version": 1}))
+    back = read_artifact(str(older))
+    assert back.evaluation.rows == evaluation.rows and back.shape is None
+
+
+def test_reading_refuses_a_malformed_shape(tmp_path):
+    """A shape that is not what was written for the spec is one clear error."""
+    evaluation, shape = _shaped(0, 50)
+    data = _artifact(evaluation, "/d/a", shape=shape).to_json()
+    for broken in (
+        {**data["shape"], "worst_k": 5},
+        {**data["shape"], "histogram": "yes"},
+        {**data["shape"], "predictions": data["shape"]["predictions"][:1]},
+        [],
+    ):
+        path = tmp_path / "broken.json"
+        path.write_text(json.dumps({**data, "shape": broken}))
+        with pytest.raises(DataError, match="does not hold a readable shape of the errors"):
+            read_artifact(str(path))
+    del data["shape"]
+    (tmp_path / "missing.json").write_text(json.dumps(data))
+    with pytest.raises(DataError, match="is not a readable statistics artifact"):
+        read_artifact(str(tmp_path / "missing.json"))
+
+
+def test_merge_merges_shapes_exactly():
+    """Shapes of disjoint rows merge to the shape of all of them, in any order."""
+    whole, whole_shape = _shaped(0, 300)
+    parts = [_shaped(lo, hi) for lo, hi in [(0, 120), (120, 130), (130, 300)]]
+    artifacts = [_artifact(stats, f"/d/{i}", shape=shape) for i, (stats, shape) in enumerate(parts)]
+    for order in ([0, 1, 2], [2, 0, 1]):
+        merged = StatisticsArtifact.merge_all(
+            [artifacts[i] for i in order], [str(i) for i in order]
+        )
+        assert merged.evaluation.rows == whole.rows
+        _same_shape(merged.shape, whole_shape)
+
+
+def _text_numbers(shape: ShapeStats) -> ShapeStats:
+    """The shape with its worst rows' ``number`` ids as text (an id of another type)."""
+    sides = []
+    for side in shape.predictions:
+        table = side.worst.table
+        index = table.schema.get_field_index("id:number")
+        table = table.set_column(index, "id:number", pc.cast(table["id:number"], pa.string()))
+        sides.append(replace(side, worst=replace(side.worst, table=table)))
+    return ShapeStats(tuple(sides))
+
+
+def test_merge_without_a_common_shape_keeps_the_metrics(caplog):
+    """Shapes of other settings, a part without one, or worst rows whose ids are of other
+    types: merged without a shape, said at INFO."""
+    (a, shape_a), (b, shape_b) = _shaped(0, 150), _shaped(150, 300)
+    other = ShapeSpec.of(SPEC, histogram=True, worst_k=3, id_columns=["number"])
+    _, shape_other = _shaped(150, 300, other)
+    whole, _ = _shaped(0, 300)
+    first = _artifact(a, "/d/a", shape=shape_a)
+    cases = [
+        (_artifact(b, "/d/b", shape=shape_other), "gathered with other settings"),
+        (_artifact(b, "/d/b"), "B gathered none"),
+        (_artifact(b, "/d/b", shape=_text_numbers(shape_b)), "their worst rows do not merge"),
+    ]
+    for second, reason in cases:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="daskloss.artifacts"):
+            merged = StatisticsArtifact.merge_all([first, second], ["A", "B"])
+        assert merged.shape is None and merged.evaluation.rows == whole.rows
+        (record,) = caplog.records
+        assert record.levelno == logging.INFO and reason in record.getMessage()
+        assert "merged exactly all the same" in record.getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="daskloss.artifacts"):
+        both = StatisticsArtifact.merge_all([first, _artifact(b, "/d/b", shape=shape_b)], "AB")
+    assert both.shape is not None and not caplog.records

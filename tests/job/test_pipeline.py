@@ -26,8 +26,7 @@ METRIC_KEYS = (
 #: The report's keys of the shape of the errors (the first prediction's; the others'
 #: are in ``predictions``, each slice's worst rows in ``slices``).
 SHAPE_KEYS = ("intervals", "quantiles", "histogram", "se_share", "worst")
-#: Statistics artifacts hold no residuals: the runs compared with their reports go
-#: without the histogram and the worst rows (a cache holds them: see _report_bytes).
+#: Runs without the histogram and the worst rows (their reports' shape keys are null).
 NO_RESIDUALS = {"histogram": False, "worst_k": 0}
 
 
@@ -74,11 +73,14 @@ def _days(root: Path, days, **kwargs) -> Path:
     return root
 
 
-def test_merged_statistics_report_equals_one_run_over_the_union(tmp_path, capsys):
-    """merge A B -o ALL; report ALL: every number equals one run over A and B's rows."""
+def _merged_and_union(tmp_path: Path, capsys, **evaluation) -> tuple[dict, dict]:
+    """Runs over A and B writing statistics, ``merge A B``, ``report ALL``; one run over both.
+
+    Returns the report of the merged statistics and that of the run over the union.
+    """
     data = tmp_path / "data"
     _days(data / "a", range(1, 5)), _days(data / "b", range(5, 9))
-    config = _config(tmp_path, data, evaluation={"min_slice_count": 68, **NO_RESIDUALS})
+    config = _config(tmp_path, data, evaluation={"min_slice_count": 68, **evaluation})
     for part in ("a", "b"):
         code, _, err = _evaluate(
             capsys, config, "--set", f"dataset.path={data / part}", "--set",
@@ -98,6 +100,33 @@ def test_merged_statistics_report_equals_one_run_over_the_union(tmp_path, capsys
     assert from_statistics["comparisons"] and from_statistics["other_slices"]
     assert from_statistics["inputs"]["digest"] == union["inputs"]["digest"]
     assert from_statistics["inputs"]["files"] == union["dataset"]["files"] == 8
+    return from_statistics, union
+
+
+def test_merged_statistics_report_equals_one_run_over_the_union(tmp_path, capsys):
+    """merge A B -o ALL; report ALL: every number equals one run over A and B's rows,
+    the quantiles, histogram, share of SE and worst rows (every prediction, slice) too."""
+    from_statistics, union = _merged_and_union(tmp_path, capsys)
+    assert _report_bytes(from_statistics) == _report_bytes(union)
+    assert len(from_statistics["worst"]) == 10 and from_statistics["se_share"]
+    per_prediction = from_statistics["predictions"]
+    assert per_prediction == union["predictions"] and per_prediction["y_old"]["worst"]
+    assert all(entry["worst"] for entry in per_prediction["y_pred"]["slices"])
+    assert from_statistics["other_slices"]["worst"] == union["other_slices"]["worst"]
+    evaluation = from_statistics["settings"]["evaluation"]
+    assert (evaluation["histogram"], evaluation["worst_k"]) == (True, 10)
+
+
+def test_merged_statistics_without_residuals_report_them_as_null(tmp_path, capsys):
+    """Runs without the histogram and worst rows: the merged report's numbers are the
+    union's, and its shape keys null as the union's (the intervals are there)."""
+    from_statistics, union = _merged_and_union(tmp_path, capsys, **NO_RESIDUALS)
+    for report in (from_statistics, union):
+        assert report["quantiles"] is None and report["histogram"] is None
+        assert report["se_share"] is None and report["worst"] is None
+    shape = {key: from_statistics[key] for key in SHAPE_KEYS}
+    assert render_json(shape) == render_json({key: union[key] for key in SHAPE_KEYS})
+    assert shape["intervals"]["mse"]["stderr"] > 0
 
 
 def test_a_cached_run_reports_the_shape_of_the_errors_as_a_full_run(tmp_path, capsys):
