@@ -412,33 +412,24 @@ def evaluate(
             storage_options=losses_storage_options,
         )
         _check_output_names(plan, target)
-    traverse = plan.kind == "dask"  # only a Dask DataFrame's units hold collections
     if session is not None:
-        lazy = tree_reduce(
-            plan.units,
-            functools.partial(file_statistics, spec=spec, nan_policy=nan_policy, shape=shape),
-            merge_file_statistics,
-            split_every=split_every,
-            traverse=traverse,
-        )
+        per_unit = functools.partial(file_statistics, spec=spec, nan_policy=nan_policy, shape=shape)
+        merge: Any = merge_file_statistics
     elif shape.active or target is not None:
-        lazy = tree_reduce(
-            plan.units,
-            functools.partial(
-                unit_results, spec=spec, nan_policy=nan_policy, shape=shape, losses=target
-            ),
-            functools.partial(_merge_results, spec=spec),
-            split_every=split_every,
-            traverse=traverse,
+        per_unit = functools.partial(
+            unit_results, spec=spec, nan_policy=nan_policy, shape=shape, losses=target
         )
+        merge = functools.partial(_merge_results, spec=spec)
     else:
-        lazy = tree_reduce(
-            plan.units,
-            functools.partial(unit_statistics, spec=spec, nan_policy=nan_policy),
-            functools.partial(_merge_all, spec=spec),
-            split_every=split_every,
-            traverse=traverse,
-        )
+        per_unit = functools.partial(unit_statistics, spec=spec, nan_policy=nan_policy)
+        merge = functools.partial(_merge_all, spec=spec)
+    lazy = tree_reduce(
+        plan.units,
+        per_unit,
+        merge,
+        split_every=split_every,
+        traverse=plan.kind == "dask",  # only a Dask DataFrame's units hold collections
+    )
     _LOG.debug("computing the statistics of %d %s units", len(plan.units), plan.kind)
     started = time.perf_counter()
     try:

@@ -30,7 +30,7 @@ from distributed.comm import CommClosedError
 from daskloss.artifacts import StatisticsArtifact, read_artifact, write_artifact
 from daskloss.cache import StatisticsCache
 from daskloss.cluster import connect
-from daskloss.config import CacheSettings, Settings, parse_settings, redacted
+from daskloss.config import CacheSettings, Settings, absolute_path, parse_settings, redacted
 from daskloss.errors import ConfigError
 from daskloss.evaluate import EvaluationResult, evaluate, evaluation_specs
 from daskloss.gates import BaselineFile, check_gates, load_baselines
@@ -224,7 +224,7 @@ def merge_statistics(
         column roles, slices, baselines or NaN policies differ, or two hold
         the same file.
     """
-    target = _local_absolute((run or RunInfo.of()).expand(output, "--output"))
+    target = absolute_path((run or RunInfo.of()).expand(output, "--output"))
     check_output_path(target, what="statistics")
     merged = StatisticsArtifact.merge_all(
         [read_artifact(path) for path in paths], [redact_url(path) for path in paths]
@@ -257,7 +257,7 @@ def report_statistics(
         ``output`` cannot be written.
     """
     run = run or RunInfo.of()
-    target = None if output is None else _local_absolute(run.expand(output, "--output"))
+    target = None if output is None else absolute_path(run.expand(output, "--output"))
     if target is not None:
         check_output_path(target)
     started, clock = datetime.now(UTC), time.perf_counter()
@@ -284,11 +284,6 @@ def report_statistics(
     if target is not None:
         write_report(report, target)
     return report
-
-
-def _local_absolute(path: str) -> str:
-    """A local path made absolute (as the config's paths are); a URL unchanged."""
-    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
 
 
 def _check_outside_datasets(target: str, artifact: StatisticsArtifact, what: str) -> None:

@@ -654,7 +654,7 @@ def _reject_unknown(
 
 
 def _resolve_paths(settings: Settings) -> Settings:
-    dataset = replace(settings.dataset, path=_absolute(settings.dataset.path))
+    dataset = replace(settings.dataset, path=absolute_path(settings.dataset.path))
     output = replace(
         settings.output,
         path=_maybe_absolute(settings.output.path),
@@ -670,10 +670,10 @@ def _resolve_paths(settings: Settings) -> Settings:
 
 
 def _maybe_absolute(path: str | None) -> str | None:
-    return None if path is None else _absolute(path)
+    return None if path is None else absolute_path(path)
 
 
-def _absolute(path: str) -> str:
+def absolute_path(path: str) -> str:
     """A local path made absolute against the working directory; a URL unchanged."""
     if "://" in path or "::" in path:
         return path
